@@ -1,0 +1,112 @@
+# Copyright 2026 The farsee_ros Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""`farsee-ros`: the one command-line entry; each tool is a subcommand."""
+
+import argparse
+import json
+import sys
+from typing import List, Optional
+
+from . import __version__
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .classes import get_class_set
+    from .model.checkpoint import load_checkpoint, make_metadata
+    from .model.export import export
+    from .model.network import build_model
+
+    if args.model:
+        model, metadata = load_checkpoint(args.model)
+    else:
+        classes = get_class_set(args.classes)
+        model = build_model(args.variant, num_classes=classes.num_classes)
+        metadata = make_metadata(model, classes, input_size=args.input_size or [512, 768],
+                                 dataset='untrained')
+    input_size = args.input_size or metadata['input_size']
+    output_size = args.output_size or input_size
+    error = export(model, args.format, args.out, input_size, output_size, metadata)
+    print(f'wrote {args.out} ({args.format}, input 1x3x{input_size[0]}x{input_size[1]}, '
+          f'output {output_size[0]}x{output_size[1]}); parity with eager: relative error '
+          f'{error:.1e}')
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    from .model.checkpoint import read_checkpoint
+    _, metadata = read_checkpoint(args.model)
+    print(json.dumps(metadata, indent=2))
+    return 0
+
+
+def _complexity(args: argparse.Namespace) -> int:
+    from .model.complexity import complexity_markdown
+    print(complexity_markdown(args.num_classes, tuple(args.input_size)))
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import run
+    return run(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .demo import add_arguments as add_demo_arguments
+    from .model.network import VARIANTS
+
+    parser = argparse.ArgumentParser(prog='farsee-ros', description=__doc__)
+    parser.add_argument('--version', action='version', version=f'farsee_ros {__version__}')
+    sub = parser.add_subparsers(dest='command', metavar='COMMAND', required=True)
+
+    demo = sub.add_parser('demo', help='segment one frame and write an overlay image')
+    add_demo_arguments(demo)
+    demo.set_defaults(func=_demo)
+
+    exp = sub.add_parser('export', help='export a model to TorchScript or ONNX, parity-checked')
+    exp.add_argument('--model', help='checkpoint to export')
+    exp.add_argument('--variant', default='farseenet', choices=list(VARIANTS),
+                     help='without --model: export an untrained network of this variant')
+    exp.add_argument('--classes', default='camvid', help='without --model: class set')
+    exp.add_argument('--format', required=True, choices=['torchscript', 'onnx'])
+    exp.add_argument('--out', required=True, help='output file')
+    exp.add_argument('--input-size', type=int, nargs=2, metavar=('H', 'W'))
+    exp.add_argument('--output-size', type=int, nargs=2, metavar=('H', 'W'),
+                     help='label resolution (default: the input size)')
+    exp.set_defaults(func=_export)
+
+    info = sub.add_parser('info', help="print a checkpoint's metadata")
+    info.add_argument('--model', required=True)
+    info.set_defaults(func=_info)
+
+    cx = sub.add_parser('complexity', help='parameters and multiply-adds of every variant')
+    cx.add_argument('--num-classes', type=int, default=19)
+    cx.add_argument('--input-size', type=int, nargs=2, default=[512, 768], metavar=('H', 'W'))
+    cx.set_defaults(func=_complexity)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .model.checkpoint import CheckpointError
+    from .model.export import ExportError
+    try:
+        return args.func(args)
+    except (CheckpointError, ExportError, ValueError, FileNotFoundError, RuntimeError) as exc:
+        print(f'farsee-ros {args.command}: error: {exc}', file=sys.stderr)
+        return 2
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,215 @@
+# Copyright 2026 The farsee_ros Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+The checkpoint file: a state dict plus the metadata needed to run it, never executable.
+
+Layout (a dict saved by torch.save, read back with torch.load(weights_only=True)):
+    {'format': 'farsee_ros.checkpoint', 'format_version': 1,
+     'metadata': {...}, 'state_dict': {name: tensor}}
+"""
+
+import datetime
+import math
+import os
+import pickle
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
+
+import torch
+import torchvision
+
+from .. import __version__
+from ..classes import ClassSet
+from .network import build_model, FarSeeNet, VARIANTS
+
+FORMAT = 'farsee_ros.checkpoint'
+FORMAT_VERSION = 1
+
+# ImageNet statistics on RGB in [0, 1], the torchvision ResNet convention.
+IMAGENET_NORMALIZATION = {'mean': [0.485, 0.456, 0.406], 'std': [0.229, 0.224, 0.225]}
+
+REQUIRED_METADATA = ('variant', 'class_names', 'palette', 'ignore_index', 'input_size',
+                     'normalization', 'dataset', 'metrics', 'backbone_init', 'versions')
+
+
+class CheckpointError(Exception):
+    """A checkpoint that cannot be used; the message names the file and what is wrong."""
+
+
+def make_metadata(model: FarSeeNet, classes: ClassSet, *, input_size: Sequence[int],
+                  dataset: Optional[str] = None,
+                  metrics: Optional[Mapping[str, Any]] = None,
+                  normalization: Optional[Mapping[str, Sequence[float]]] = None,
+                  **extra: Any) -> Dict[str, Any]:
+    """Metadata for `model` trained on `classes` at model input size `input_size` (H, W)."""
+    if model.num_classes != classes.num_classes:
+        raise ValueError(f'the model predicts {model.num_classes} classes but class set '
+                         f'{classes.name!r} has {classes.num_classes}')
+    norm = normalization or IMAGENET_NORMALIZATION
+    metadata = {
+        'variant': model.variant,
+        'class_names': list(classes.class_names),
+        'palette': [list(c) for c in classes.palette],
+        'ignore_index': classes.ignore_index,
+        'input_size': [int(s) for s in input_size],
+        'normalization': {'mean': [float(v) for v in norm['mean']],
+                          'std': [float(v) for v in norm['std']], 'color_order': 'rgb'},
+        'dataset': dataset or classes.name,
+        'metrics': dict(metrics or {}),
+        'backbone_init': model.backbone_init,
+        'versions': {'farsee_ros': __version__, 'torch': str(torch.__version__),
+                     'torchvision': str(torchvision.__version__)},
+        'created': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
+    }
+    metadata.update(extra)
+    validate_metadata(metadata, '<new checkpoint>')
+    return metadata
+
+
+def save_checkpoint(path: str, model: FarSeeNet, metadata: Mapping[str, Any],
+                    half: bool = False) -> None:
+    """Write `model`'s weights and `metadata` to `path` (floats stored as fp16 if `half`)."""
+    validate_metadata(metadata, path)
+    state = {k: (v.detach().half() if half and v.is_floating_point() else v.detach()).cpu()
+             for k, v in model.state_dict().items()}
+    meta = dict(metadata)
+    meta['weights_dtype'] = 'float16' if half else 'float32'
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f'{path}.tmp'
+    torch.save({'format': FORMAT, 'format_version': FORMAT_VERSION, 'metadata': meta,
+                'state_dict': state}, tmp)
+    os.replace(tmp, path)  # a crash mid-write never leaves a truncated checkpoint
+
+
+def read_checkpoint(path: str) -> Tuple[Dict[str, torch.Tensor], Dict[str, Any]]:
+    """Read and validate a checkpoint file; return (state_dict, metadata). Runs no code."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise CheckpointError(f'checkpoint not found: {path}')
+    if not os.path.isfile(path):
+        raise CheckpointError(f'checkpoint path is not a file: {path}')
+    try:
+        blob = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as exc:  # noqa: B902 - torch raises many types for a non-torch file
+        message = str(exc)
+        refused = [ln.strip() for ln in message.splitlines() if 'unsupported global' in ln.lower()]
+        if isinstance(exc, pickle.UnpicklingError) and refused:
+            raise CheckpointError(
+                f'refused to load {path}: it holds objects other than tensors and plain data, '
+                f"which are never executed ({refused[0].split('. Please')[0]})") from None
+        first = message.strip().splitlines()[0] if message.strip() else ''
+        raise CheckpointError(f'{path} is not a checkpoint (torch.load failed: '
+                              f'{type(exc).__name__}: {first})') from None
+    if not isinstance(blob, dict) or blob.get('format') != FORMAT:
+        kind = ('a plain state dict' if isinstance(blob, dict)
+                and all(isinstance(v, torch.Tensor) for v in blob.values())
+                else f'a {type(blob).__name__}')
+        raise CheckpointError(
+            f"{path} is not a farsee_ros checkpoint: it holds {kind}, not a dict with "
+            f"format '{FORMAT}', metadata and state_dict")
+    if blob.get('format_version') != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: unsupported format_version {blob.get('format_version')!r}; "
+            f'accepted: {FORMAT_VERSION}')
+    metadata, state = blob.get('metadata'), blob.get('state_dict')
+    if not isinstance(metadata, dict):
+        raise CheckpointError(f"{path}: missing or invalid 'metadata' (expected a dict)")
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor)
+                                              for v in state.values()):
+        raise CheckpointError(f"{path}: missing or invalid 'state_dict' (expected name -> "
+                              'tensor)')
+    validate_metadata(metadata, path)
+    return state, metadata
+
+
+def load_checkpoint(path: str, map_location: Any = 'cpu') -> Tuple[FarSeeNet, Dict[str, Any]]:
+    """Build the network a checkpoint describes and load its weights (float32, eval mode)."""
+    state, metadata = read_checkpoint(path)
+    num_classes = len(metadata['class_names'])
+    model = build_model(metadata['variant'], num_classes=num_classes)
+    model.backbone_init = metadata['backbone_init']
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{path}: weights do not match variant {metadata['variant']!r}: "
+            f'{len(missing)} missing keys {missing[:3]}, {len(unexpected)} unexpected keys '
+            f'{unexpected[:3]}')
+    logit = model.logit_layer()
+    logit_prefix = _state_key(model, logit) + '.'
+    for key, tensor in state.items():
+        if tensor.shape != expected[key].shape and not key.startswith(logit_prefix):
+            raise CheckpointError(
+                f'{path}: shape mismatch for {key}: checkpoint {tuple(tensor.shape)}, '
+                f"variant {metadata['variant']!r} expects {tuple(expected[key].shape)}")
+    found = state[logit_prefix + 'weight'].shape[0]
+    if found != logit.out_channels:
+        per_class = logit.out_channels // num_classes   # t^2 outputs per class (sub-pixel)
+        raise CheckpointError(
+            f'{path}: class-count mismatch: metadata lists {num_classes} classes but the '
+            f'weights predict {found / per_class:g} ({logit_prefix}weight has {found} outputs)')
+    model.load_state_dict(state)
+    return model.to(map_location).eval(), metadata
+
+
+def _state_key(model: torch.nn.Module, module: torch.nn.Module) -> str:
+    for name, candidate in model.named_modules():
+        if candidate is module:
+            return name
+    raise KeyError(module)
+
+
+def validate_metadata(metadata: Mapping[str, Any], path: str) -> None:
+    """Raise CheckpointError naming the first missing or invalid metadata entry."""
+    def bad(key: str, accepted: str) -> CheckpointError:
+        return CheckpointError(
+            f'{path}: invalid metadata {key!r} = {metadata.get(key)!r}; expected {accepted}')
+
+    missing = [k for k in REQUIRED_METADATA if k not in metadata]
+    if missing:
+        raise CheckpointError(f'{path}: metadata is missing {", ".join(missing)}')
+    if metadata['variant'] not in VARIANTS:
+        raise bad('variant', f'one of {", ".join(VARIANTS)}')
+    names = metadata['class_names']
+    if (not isinstance(names, (list, tuple)) or not names
+            or not all(isinstance(n, str) and n for n in names) or len(set(names)) != len(names)):
+        raise bad('class_names', 'a non-empty list of distinct non-empty strings')
+    palette = metadata['palette']
+    if (not isinstance(palette, (list, tuple)) or len(palette) != len(names)
+            or not all(isinstance(c, (list, tuple)) and len(c) == 3
+                       and all(isinstance(v, int) and 0 <= v <= 255 for v in c)
+                       for c in palette)):
+        raise bad('palette', f'{len(names)} [R, G, B] triples of integers 0-255, one per class')
+    ignore = metadata['ignore_index']
+    if ignore is not None and not (isinstance(ignore, int) and ignore >= 0):
+        raise bad('ignore_index', 'null or a non-negative integer')
+    size = metadata['input_size']
+    if (not isinstance(size, (list, tuple)) or len(size) != 2
+            or not all(isinstance(s, int) and s >= 32 for s in size)):
+        raise bad('input_size', '[height, width], integers of at least 32')
+    norm = metadata['normalization']
+    if (not isinstance(norm, dict) or any(
+            not isinstance(norm.get(k), (list, tuple)) or len(norm[k]) != 3
+            or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in norm[k])
+            for k in ('mean', 'std')) or not all(v > 0 for v in norm['std'])):
+        raise bad('normalization', "{'mean': [3 numbers], 'std': [3 positive numbers]}")
+    if not isinstance(metadata['dataset'], str):
+        raise bad('dataset', 'a string')
+    if not isinstance(metadata['metrics'], dict):
+        raise bad('metrics', 'a dict')
+    if not isinstance(metadata['backbone_init'], str):
+        raise bad('backbone_init', 'a string')
+    if not isinstance(metadata['versions'], dict):
+        raise bad('versions', 'a dict')

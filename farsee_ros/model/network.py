@@ -1,0 +1,141 @@
+# Copyright 2026 The farsee_ros Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""FarSee-Net: ResNet-18 front-end and a back-end chosen by the paper's ablation variant."""
+
+import hashlib
+import os
+from typing import Dict, List, Optional, Union
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+from torchvision.models import resnet18, ResNet18_Weights
+from torchvision.models._utils import IntermediateLayerGetter
+
+from .layers import CascadedFactorizedASPP, DeepLabV3PlusHead
+
+# Paper Table I, methods 1-4, by name.
+VARIANTS: Dict[str, str] = {
+    'aspp': 'ResNet-18 + ASPP + DeepLabV3+ decoder (method 1)',
+    'faspp': 'ResNet-18 + one F-ASPP + DeepLabV3+ decoder (method 2)',
+    'cfaspp': 'ResNet-18 + CF-ASPP, bilinear instead of sub-pixel, no decoder (method 3)',
+    'farseenet': 'ResNet-18 + CF-ASPP + feature-space super-resolution (method 4, FarSee-Net)',
+}
+
+# Front-end features (IV-B): high = last conv stage (conv5_x, 512 ch, stride 32),
+# low = conv3_x (128 ch, stride 8).
+FRONTEND_LAYERS = {'layer2': 'low', 'layer4': 'high'}
+HIGH_CHANNELS, LOW_CHANNELS = 512, 128
+
+BackboneWeights = Union[None, str, os.PathLike, ResNet18_Weights]
+
+
+class FarSeeNet(nn.Module):
+    """Semantic segmentation network: image in, class logits out at any requested size."""
+
+    def __init__(self, num_classes: int, variant: str = 'farseenet',
+                 backbone_weights: BackboneWeights = None):
+        super().__init__()
+        if variant not in VARIANTS:
+            raise ValueError(
+                f'unknown variant {variant!r}; accepted: {", ".join(VARIANTS)}')
+        if not isinstance(num_classes, int) or num_classes < 1:
+            raise ValueError(f'num_classes must be a positive integer, not {num_classes!r}')
+        resnet = resnet18(weights=None)
+        self.backbone_init = init_frontend(resnet, backbone_weights)
+        self.frontend = IntermediateLayerGetter(resnet, FRONTEND_LAYERS)
+        if variant in ('aspp', 'faspp'):
+            self.backend = DeepLabV3PlusHead(HIGH_CHANNELS, LOW_CHANNELS, num_classes,
+                                             factorized=variant == 'faspp')
+        else:
+            self.backend = CascadedFactorizedASPP(
+                HIGH_CHANNELS, LOW_CHANNELS, num_classes,
+                upsample='subpixel' if variant == 'farseenet' else 'bilinear')
+        self.variant = variant
+        self.num_classes = num_classes
+
+    def forward(self, x: torch.Tensor, output_size: Optional[List[int]] = None) -> torch.Tensor:
+        """
+        Return N-channel logits at `output_size` (H, W), by default the input's size.
+
+        The input is the normalised, down-sampled image; the output size is the label
+        resolution, which may be larger (feature-space super-resolution, III-C).
+        """
+        features = self.frontend(x)
+        logits = self.backend(features['high'], features['low'])
+        if output_size is None:
+            size = [x.shape[2], x.shape[3]]
+        else:
+            size = output_size
+        if logits.shape[2] != size[0] or logits.shape[3] != size[1]:
+            logits = F.interpolate(logits, size=size, mode='bilinear', align_corners=False)
+        return logits
+
+    def logit_layer(self) -> nn.Conv2d:
+        """Return the conv producing the class logits (N*t^2 channels before a shuffle)."""
+        if isinstance(self.backend, DeepLabV3PlusHead):
+            return self.backend.classifier
+        return self.backend.up2.conv
+
+
+def build_model(variant: str = 'farseenet', *, num_classes: int,
+                backbone_weights: BackboneWeights = None) -> FarSeeNet:
+    """Build a network by variant name ('aspp', 'faspp', 'cfaspp', 'farseenet')."""
+    return FarSeeNet(num_classes, variant, backbone_weights)
+
+
+def init_frontend(resnet: nn.Module, weights: BackboneWeights) -> str:
+    """
+    Initialise the ResNet-18 front-end and return a line saying how.
+
+    `weights`: None or 'none' (random init), 'imagenet' or a torchvision ResNet18_Weights
+    member (downloads through torchvision's weights API), or the path of a local ResNet-18
+    state-dict file.
+    """
+    if weights is None or weights == 'none':
+        return 'none'
+    if isinstance(weights, str) and weights.lower() == 'imagenet':
+        weights = ResNet18_Weights.DEFAULT
+    if isinstance(weights, ResNet18_Weights):
+        try:
+            state = weights.get_state_dict(progress=False)
+        except Exception as exc:  # noqa: B902 - any download failure ends the same way
+            raise RuntimeError(
+                f'could not fetch torchvision {weights} ({exc}); without network, pass a '
+                'local ResNet-18 state-dict file or none') from exc
+        resnet.load_state_dict(state)
+        return f'torchvision:{weights}'
+    path = os.fspath(weights)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"backbone weights file not found: {path} (accepted: 'imagenet', 'none', or a "
+            'ResNet-18 state-dict file)')
+    try:
+        state = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as exc:  # noqa: B902
+        raise ValueError(f'{path} is not a readable ResNet-18 state dict: {exc}') from exc
+    if isinstance(state, dict) and isinstance(state.get('state_dict'), dict):
+        state = state['state_dict']
+    if not isinstance(state, dict):
+        raise ValueError(f'{path} does not hold a state dict')
+    result = resnet.load_state_dict(state, strict=False)
+    missing = [k for k in result.missing_keys if not k.startswith('fc.')]
+    if missing or result.unexpected_keys:
+        raise ValueError(
+            f'{path} is not a ResNet-18 state dict: missing {missing[:5]}, '
+            f'unexpected {result.unexpected_keys[:5]}')
+    with open(path, 'rb') as f:
+        digest = hashlib.sha256(f.read()).hexdigest()[:16]
+    return f'file:{os.path.basename(path)} sha256:{digest}'

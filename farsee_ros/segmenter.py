@@ -1,0 +1,179 @@
+# Copyright 2026 The farsee_ros Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+The inference engine: a uint8 frame in; full-resolution labels, overlay and stage times out.
+
+Used by the node, the tools and the benchmarks alike, so what is measured is what runs.
+No ROS imports here.
+"""
+
+from dataclasses import dataclass, field
+import time
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
+import warnings
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .model.checkpoint import load_checkpoint
+from .model.network import FarSeeNet
+
+COLOR_ORDERS = ('rgb', 'bgr', 'rgba', 'bgra', 'mono')
+DEVICES = 'auto, cpu, cuda or cuda:N'
+PRECISIONS = ('auto', 'fp32', 'fp16')
+
+
+@dataclass
+class Segmentation:
+    """One frame's result: labels (HxW uint8 class ids), overlay (HxWx3 uint8) and times."""
+
+    labels: np.ndarray
+    overlay: Optional[np.ndarray]
+    overlay_order: str
+    timings_ms: Dict[str, float] = field(default_factory=dict)
+
+
+def resolve_device(device: str) -> Tuple[torch.device, Optional[str]]:
+    """Map 'auto' | 'cpu' | 'cuda' | 'cuda:N' to a torch device; also return a warning or None."""
+    name = str(device).strip().lower()
+    if name == 'auto':
+        if torch.cuda.is_available():
+            return torch.device('cuda'), None
+        return torch.device('cpu'), 'device auto: CUDA is not available, running on the CPU'
+    if name == 'cpu':
+        return torch.device('cpu'), None
+    if name == 'cuda' or name.startswith('cuda:'):
+        index = 0
+        if name != 'cuda':
+            suffix = name[len('cuda:'):]
+            if not suffix.isdigit():
+                raise ValueError(f'invalid device {device!r}; accepted: {DEVICES}')
+            index = int(suffix)
+        if not torch.cuda.is_available():
+            raise ValueError(f'device {device!r} requested but CUDA is not available here; '
+                             "use 'auto' or 'cpu'")
+        if index >= torch.cuda.device_count():
+            raise ValueError(f'device {device!r}: only {torch.cuda.device_count()} CUDA '
+                             'device(s) present')
+        return torch.device('cuda', index), None
+    raise ValueError(f'invalid device {device!r}; accepted: {DEVICES}')
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
+    """'auto' is fp16 on CUDA and fp32 on the CPU; fp16 needs CUDA."""
+    if precision not in PRECISIONS:
+        raise ValueError(f'invalid precision {precision!r}; accepted: {", ".join(PRECISIONS)}')
+    if precision == 'auto':
+        return torch.float16 if device.type == 'cuda' else torch.float32
+    if precision == 'fp16' and device.type != 'cuda':
+        raise ValueError("precision 'fp16' needs a CUDA device; use 'fp32' or 'auto' on the CPU")
+    return torch.float16 if precision == 'fp16' else torch.float32
+
+
+class Segmenter:
+    """Runs a FarSee-Net checkpoint on frames: resize on the device, forward, labels, overlay."""
+
+    def __init__(self, model: FarSeeNet, metadata: Mapping[str, Any], *, device: str = 'auto',
+                 precision: str = 'auto', input_size: Optional[Sequence[int]] = None):
+        self.device, self.device_warning = resolve_device(device)
+        self.dtype = resolve_precision(precision, self.device)
+        self.metadata = dict(metadata)
+        size = input_size or metadata['input_size']
+        if len(size) != 2 or not all(isinstance(s, int) and s >= 32 for s in size):
+            raise ValueError(f'invalid input size {size!r}; expected [height, width], '
+                             'integers of at least 32')
+        self.input_size = (int(size[0]), int(size[1]))
+        self.model = model.to(self.device, self.dtype).eval()
+        self.class_names = list(metadata['class_names'])
+        norm = metadata['normalization']
+        shape = (1, 3, 1, 1)
+        self._mean = torch.tensor(norm['mean'], device=self.device).view(shape) * 255.0
+        self._inv_std = 1.0 / (torch.tensor(norm['std'], device=self.device).view(shape) * 255.0)
+        palette = torch.tensor(metadata['palette'], dtype=torch.uint8, device=self.device)
+        self._palettes = {'rgb': palette, 'bgr': palette.flip(1).contiguous()}
+
+    @classmethod
+    def from_checkpoint(cls, path: str, **kwargs: Any) -> 'Segmenter':
+        """Load a checkpoint file (see model.checkpoint) and wrap it."""
+        model, metadata = load_checkpoint(path)
+        return cls(model, metadata, **kwargs)
+
+    @property
+    def precision(self) -> str:
+        return 'fp16' if self.dtype == torch.float16 else 'fp32'
+
+    def _sync(self) -> None:
+        if self.device.type == 'cuda':
+            torch.cuda.synchronize(self.device)
+
+    def _to_rgb(self, frame: torch.Tensor, color_order: str) -> torch.Tensor:
+        """Convert an HxWxC uint8 device tensor to an HxWx3 RGB view."""
+        if color_order == 'mono':
+            return frame.reshape(frame.shape[0], frame.shape[1], 1).expand(-1, -1, 3)
+        if color_order in ('bgr', 'bgra'):
+            return frame[..., [2, 1, 0]]
+        return frame[..., :3]
+
+    @torch.inference_mode()
+    def segment(self, frame: np.ndarray, color_order: str = 'rgb', *,
+                overlay_alpha: float = 0.5, overlay: bool = True) -> Segmentation:
+        """Segment one HxWxC (or HxW mono) uint8 frame; labels come back at the frame's HxW."""
+        if color_order not in COLOR_ORDERS:
+            raise ValueError(f'invalid colour order {color_order!r}; accepted: '
+                             f'{", ".join(COLOR_ORDERS)}')
+        if frame.dtype != np.uint8 or frame.ndim not in (2, 3):
+            raise ValueError(f'frame must be an HxW or HxWxC uint8 array, not {frame.dtype} '
+                             f'with shape {frame.shape}')
+        if not 0.0 <= overlay_alpha <= 1.0:
+            raise ValueError(f'overlay_alpha must be within [0, 1], not {overlay_alpha}')
+        height, width = frame.shape[:2]
+        times: Dict[str, float] = {}
+
+        start = time.perf_counter()
+        pixels = torch.from_numpy(frame).to(self.device, non_blocking=True)  # the one H2D copy
+        rgb = self._to_rgb(pixels, color_order)
+        x = rgb.permute(2, 0, 1).unsqueeze(0).float()
+        x = F.interpolate(x, size=self.input_size, mode='bilinear', align_corners=False,
+                          antialias=True)
+        x = ((x - self._mean) * self._inv_std).to(self.dtype)
+        self._sync()
+        times['preprocess'] = (time.perf_counter() - start) * 1e3
+
+        start = time.perf_counter()
+        logits = self.model(x, [height, width])
+        self._sync()
+        times['inference'] = (time.perf_counter() - start) * 1e3
+
+        start = time.perf_counter()
+        labels = logits.argmax(dim=1)[0].to(torch.uint8)
+        blended = None
+        order = 'bgr' if color_order in ('bgr', 'bgra') else 'rgb'
+        if overlay:
+            base = rgb if order == 'rgb' else rgb[..., [2, 1, 0]]
+            colours = self._palettes[order][labels.long()]
+            mixed = base.float() * (1.0 - overlay_alpha) + colours.float() * overlay_alpha
+            blended = mixed.round_().to(torch.uint8).cpu().numpy()
+        labels_np = labels.cpu().numpy()
+        times['postprocess'] = (time.perf_counter() - start) * 1e3
+        return Segmentation(labels_np, blended, order, times)
+
+    def warmup(self, runs: int = 2, frame_size: Tuple[int, int] = (480, 640)) -> None:
+        """Run a few frames so the first real frame does not pay for lazy initialisation."""
+        frame = np.zeros((*frame_size, 3), np.uint8)
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            for _ in range(runs):
+                self.segment(frame)

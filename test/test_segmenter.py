@@ -1,0 +1,124 @@
+# Copyright 2026 The farsee_ros Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""The Segmenter engine: full-resolution labels, overlay in the frame's colour order, errors."""
+
+import numpy as np
+import pytest
+import torch
+
+from farsee_ros.segmenter import resolve_device, resolve_precision, Segmenter
+
+
+@pytest.fixture(scope='module')
+def segmenter(small_checkpoint):
+    return Segmenter.from_checkpoint(small_checkpoint, device='cpu')
+
+
+@pytest.fixture(scope='module')
+def frame():
+    return np.random.default_rng(0).integers(0, 256, (181, 243, 3), dtype=np.uint8)
+
+
+def test_labels_at_the_frames_own_size(segmenter, frame):
+    result = segmenter.segment(frame, 'rgb')
+    assert result.labels.shape == (181, 243) and result.labels.dtype == np.uint8
+    assert result.labels.max() < 11
+    assert result.overlay.shape == (181, 243, 3) and result.overlay.dtype == np.uint8
+    assert set(result.timings_ms) == {'preprocess', 'inference', 'postprocess'}
+    assert all(t >= 0 for t in result.timings_ms.values())
+
+
+def test_labels_equal_the_models_argmax(segmenter, frame):
+    """The engine is the model: same labels as resizing + normalising + forward by hand."""
+    x = torch.from_numpy(frame).permute(2, 0, 1)[None].float()
+    x = torch.nn.functional.interpolate(x, size=(128, 192), mode='bilinear',
+                                        align_corners=False, antialias=True) / 255.0
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        expected = segmenter.model((x - mean) / std, [181, 243]).argmax(1)[0].numpy()
+    agreement = (segmenter.segment(frame, 'rgb').labels == expected).mean()
+    assert agreement > 0.999
+
+
+def test_colour_orders_agree(segmenter, frame):
+    rgb = segmenter.segment(frame, 'rgb', overlay_alpha=0.4)
+    bgr = segmenter.segment(np.ascontiguousarray(frame[..., ::-1]), 'bgr', overlay_alpha=0.4)
+    assert np.array_equal(rgb.labels, bgr.labels)
+    assert rgb.overlay_order == 'rgb' and bgr.overlay_order == 'bgr'
+    assert np.array_equal(rgb.overlay, bgr.overlay[..., ::-1])
+    rgba = np.concatenate([frame, np.full(frame.shape[:2] + (1,), 255, np.uint8)], axis=2)
+    assert np.array_equal(segmenter.segment(rgba, 'rgba').labels, rgb.labels)
+    bgra = np.ascontiguousarray(rgba[..., [2, 1, 0, 3]])
+    assert np.array_equal(segmenter.segment(bgra, 'bgra').labels, rgb.labels)
+
+
+def test_mono_and_strided_frames(segmenter, frame):
+    mono = frame[..., 1].copy()
+    result = segmenter.segment(mono, 'mono')
+    assert result.labels.shape == mono.shape and result.overlay.shape == mono.shape + (3,)
+    padded = np.zeros((181, 256, 3), np.uint8)   # a padded row step, viewed without copying
+    padded[:, :243] = frame
+    view = padded[:, :243]
+    assert not view.flags.c_contiguous
+    assert np.array_equal(segmenter.segment(view, 'rgb').labels,
+                          segmenter.segment(frame, 'rgb').labels)
+
+
+def test_overlay_alpha(segmenter, frame):
+    clear = segmenter.segment(frame, 'bgr', overlay_alpha=0.0)
+    assert np.array_equal(clear.overlay, frame)
+    solid = segmenter.segment(frame, 'bgr', overlay_alpha=1.0)
+    palette_bgr = np.array(segmenter.metadata['palette'], np.uint8)[:, ::-1]
+    assert np.array_equal(solid.overlay, palette_bgr[solid.labels])
+    assert segmenter.segment(frame, 'rgb', overlay=False).overlay is None
+
+
+def test_bad_frames_and_options_are_named(segmenter, frame):
+    with pytest.raises(ValueError, match="colour order 'yuv'.*rgb, bgr, rgba, bgra, mono"):
+        segmenter.segment(frame, 'yuv')
+    with pytest.raises(ValueError, match='uint8'):
+        segmenter.segment(frame.astype(np.float32), 'rgb')
+    with pytest.raises(ValueError, match='overlay_alpha'):
+        segmenter.segment(frame, 'rgb', overlay_alpha=1.5)
+
+
+def test_device_and_precision_resolution():
+    assert resolve_device('cpu') == (torch.device('cpu'), None)
+    with pytest.raises(ValueError, match="invalid device 'gpu'; accepted: auto, cpu, cuda"):
+        resolve_device('gpu')
+    with pytest.raises(ValueError, match='invalid device'):
+        resolve_device('cuda:x')
+    if torch.cuda.is_available():
+        assert resolve_device('auto')[0].type == 'cuda'
+    else:
+        device, warning = resolve_device('auto')
+        assert device.type == 'cpu' and 'CUDA is not available' in warning
+        with pytest.raises(ValueError, match="'cuda' requested but CUDA is not available"):
+            resolve_device('cuda')
+    assert resolve_precision('auto', torch.device('cpu')) == torch.float32
+    assert resolve_precision('auto', torch.device('cuda')) == torch.float16
+    with pytest.raises(ValueError, match="'fp16' needs a CUDA device"):
+        resolve_precision('fp16', torch.device('cpu'))
+    with pytest.raises(ValueError, match="invalid precision 'int8'; accepted: auto, fp32, fp16"):
+        resolve_precision('int8', torch.device('cpu'))
+
+
+def test_input_size_override(small_checkpoint, frame):
+    engine = Segmenter.from_checkpoint(small_checkpoint, device='cpu', input_size=[96, 160])
+    assert engine.input_size == (96, 160)
+    assert engine.segment(frame).labels.shape == (181, 243)
+    with pytest.raises(ValueError, match='invalid input size'):
+        Segmenter.from_checkpoint(small_checkpoint, device='cpu', input_size=[16, 16])
