@@ -33,6 +33,7 @@ setup(
     entry_points={
         'console_scripts': [
             'farsee-ros = farsee_ros.cli:main',
+            'segment_node = farsee_ros.node:main',
         ],
     },
 )

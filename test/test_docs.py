@@ -17,7 +17,9 @@
 import os
 
 from conftest import REPO
+from farsee_ros.launch_support import arguments_markdown
 from farsee_ros.model.complexity import complexity_markdown
+from farsee_ros.node_params import parameters_markdown, topics_markdown
 
 
 def test_architecture_table_matches_the_code():
@@ -25,3 +27,10 @@ def test_architecture_table_matches_the_code():
     for num_classes in (19, 11):
         table = complexity_markdown(num_classes, (512, 768))
         assert table in doc, f'regenerate: farsee-ros complexity --num-classes {num_classes}'
+
+
+def test_readme_tables_are_generated_from_the_code():
+    readme = open(os.path.join(REPO, 'README.md')).read()
+    for name, table in (('topics', topics_markdown()), ('parameters', parameters_markdown()),
+                        ('launch arguments', arguments_markdown())):
+        assert table in readme, f'README {name} table drifted from the code'

@@ -39,6 +39,7 @@ DEPENDENCIES = {
     'std_msgs': ('std_msgs', 'ros-std-msgs'),
     'diagnostic_msgs': ('diagnostic_msgs', 'ros-diagnostic-msgs'),
     'ament_index_python': ('ament_index_python', 'ros-rclpy[fastrtps]'),
+    'rcl_interfaces': ('rcl_interfaces', 'ros-rclpy[fastrtps]'),
     'launch': ('launch', None),
     'launch_ros': ('launch_ros', None),
 }

@@ -1,0 +1,103 @@
+# Copyright 2026 The farsee_ros Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+What launch/segment.launch.py computes, as plain tested Python (no launch imports).
+
+The launch file only declares LAUNCH_ARGUMENTS and hands their values to these functions.
+"""
+
+import os
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+from .resources import share_directory
+
+# name -> (default, description, node parameter it sets or None for launch-only arguments)
+LAUNCH_ARGUMENTS: Dict[str, Tuple[str, str, Optional[str]]] = {
+    'image_topic': ('', 'One camera image topic (shorthand for image_topics).',
+                    'image_topics'),
+    'image_topics': ('', 'Camera image topics, comma-separated.', 'image_topics'),
+    'image_transport': ('', 'raw or compressed (default: params_file).', 'image_transport'),
+    'model_path': ('', 'Checkpoint file (default: the installed default model).',
+                   'model_path'),
+    'device': ('', 'auto, cpu, cuda or cuda:N (default: params_file).', 'device'),
+    'precision': ('', 'auto, fp32 or fp16 (default: params_file).', 'precision'),
+    'namespace': ('', 'Namespace of the node (outputs: /<namespace>/farsee/...).', None),
+    'params_file': ('', 'Parameter file (default: share/farsee_ros/config/segment.yaml).',
+                    None),
+    'use_sim_time': ('false', 'Use /clock (rosbag replay with --clock).', 'use_sim_time'),
+    'rviz': ('false', 'Also start rviz2 with config/farsee.rviz.', None),
+}
+LAUNCH_ONLY = ('namespace', 'params_file', 'rviz')
+# Measured in docs/qos.md: Fast DDS's LARGE_DATA builtin transports deliver multi-MB frames
+# that the default transports lose or delay.
+FASTDDS_TRANSPORT = ('FASTDDS_BUILTIN_TRANSPORTS', 'LARGE_DATA')
+
+
+def _truthy(value: str) -> bool:
+    if value.strip().lower() in ('true', '1', 'yes', 'on'):
+        return True
+    if value.strip().lower() in ('false', '0', 'no', 'off', ''):
+        return False
+    raise ValueError(f'expected true or false, not {value!r}')
+
+
+def node_parameters(arguments: Mapping[str, str]) -> Dict[str, Any]:
+    """Turn the launch arguments the user set into typed parameter overrides for the node."""
+    overrides: Dict[str, Any] = {}
+    topics = arguments.get('image_topics', '') or arguments.get('image_topic', '')
+    if topics.strip():
+        overrides['image_topics'] = [t.strip() for t in topics.split(',') if t.strip()]
+    for name in ('image_transport', 'model_path', 'device', 'precision'):
+        value = arguments.get(name, '').strip()
+        if value:
+            overrides[name] = value
+    if _truthy(arguments.get('use_sim_time', 'false')):
+        overrides['use_sim_time'] = True
+    return overrides
+
+
+def params_file(arguments: Mapping[str, str]) -> str:
+    """Return the parameter file to load: the user's, else the installed config."""
+    return arguments.get('params_file', '').strip() or os.path.join(
+        share_directory(), 'config', 'segment.yaml')
+
+
+def rviz_config() -> str:
+    """Return the path of config/farsee.rviz."""
+    return os.path.join(share_directory(), 'config', 'farsee.rviz')
+
+
+def want_rviz(arguments: Mapping[str, str]) -> bool:
+    """Return whether rviz:=true was given."""
+    return _truthy(arguments.get('rviz', 'false'))
+
+
+def transport_environment(environ: Mapping[str, str] = os.environ) -> Dict[str, str]:
+    """Environment to set for the node: LARGE_DATA unless the user chose transports or RMW."""
+    name, value = FASTDDS_TRANSPORT
+    user_choice = (environ.get(name) or environ.get('FASTRTPS_DEFAULT_PROFILES_FILE')
+                   or environ.get('FASTDDS_DEFAULT_PROFILES_FILE'))
+    if environ.get('RMW_IMPLEMENTATION', 'rmw_fastrtps_cpp') != 'rmw_fastrtps_cpp' or user_choice:
+        return {}
+    return {name: value}
+
+
+def arguments_markdown() -> str:
+    """Return the README's launch-argument table, generated from LAUNCH_ARGUMENTS."""
+    lines = ['| argument | default | sets | description |', '| --- | --- | --- | --- |']
+    for name, (default, description, parameter) in LAUNCH_ARGUMENTS.items():
+        target = f'parameter `{parameter}`' if parameter else 'launch only'
+        lines.append(f'| `{name}` | `{default or "(unset)"}` | {target} | {description} |')
+    return '\n'.join(lines)

@@ -1,0 +1,49 @@
+# Copyright 2026 The farsee_ros Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Start segment_node (node name farsee), optionally with rviz2.
+
+ros2 launch farsee_ros segment.launch.py image_topic:=/camera/image_raw [rviz:=true]
+All decisions live in farsee_ros.launch_support (tested without launch installed).
+"""
+
+from farsee_ros import launch_support
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+
+def _setup(context):
+    arguments = {name: LaunchConfiguration(name).perform(context)
+                 for name in launch_support.LAUNCH_ARGUMENTS}
+    actions = [SetEnvironmentVariable(name, value)
+               for name, value in launch_support.transport_environment().items()]
+    actions.append(Node(
+        package='farsee_ros', executable='segment_node', name='farsee',
+        namespace=arguments['namespace'], output='screen', emulate_tty=True,
+        parameters=[launch_support.params_file(arguments),
+                    launch_support.node_parameters(arguments)]))
+    if launch_support.want_rviz(arguments):
+        actions.append(Node(package='rviz2', executable='rviz2', name='rviz2',
+                            arguments=['-d', launch_support.rviz_config()], output='screen'))
+    return actions
+
+
+def generate_launch_description():
+    return LaunchDescription(
+        [DeclareLaunchArgument(name, default_value=default, description=description)
+         for name, (default, description, _) in launch_support.LAUNCH_ARGUMENTS.items()]
+        + [OpaqueFunction(function=_setup)])

@@ -1,0 +1,164 @@
+# Copyright 2026 The farsee_ros Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Test harness: a real rclpy client in the test process and segment_node as its own process.
+
+The node is started with the command line launch_ros would give it
+(`--ros-args -r __node:=farsee --params-file config/segment.yaml -p ...`).
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from typing import Any, Callable, Dict, List, Optional
+
+import numpy as np
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
+
+from conftest import REPO
+
+
+def image_message(pixels: np.ndarray, encoding: str, stamp_ns: int,
+                  frame_id: str = 'camera') -> Image:
+    """Build a sensor_msgs/Image from an array (no per-element copies)."""
+    import array
+    msg = Image()
+    msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
+    msg.header.frame_id = frame_id
+    msg.height, msg.width = pixels.shape[:2]
+    msg.encoding = encoding
+    msg.step = pixels.strides[0]
+    data = array.array('B')
+    data.frombytes(np.ascontiguousarray(pixels).tobytes())
+    msg.data = data
+    return msg
+
+
+class NodeProcess:
+    """segment_node in its own process; stdout+stderr captured to a log file."""
+
+    def __init__(self, log_dir, params: Dict[str, Any], name: str = 'node',
+                 extra_args: Optional[List[str]] = None, env: Optional[Dict[str, str]] = None):
+        self.log_path = os.path.join(str(log_dir), f'{name}.log')
+        command = [sys.executable, '-m', 'farsee_ros.node', '--ros-args', '-r', '__node:=farsee',
+                   '--params-file', os.path.join(REPO, 'config', 'segment.yaml')]
+        for key, value in params.items():
+            command += ['-p', f'{key}:={value}']
+        command += extra_args or []
+        self._log = open(self.log_path, 'w')
+        self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT,
+                                        env=dict(os.environ, PYTHONUNBUFFERED='1', **(env or {})))
+
+    def log(self) -> str:
+        if not self._log.closed:
+            self._log.flush()
+        with open(self.log_path) as f:
+            return f.read()
+
+    def wait_for_log(self, text: str, timeout: float = 60.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.log():
+                return True
+            if self.process.poll() is not None:
+                return text in self.log()
+            time.sleep(0.1)
+        return False
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def interrupt(self, timeout: float = 10.0) -> Optional[int]:
+        """Send SIGINT and return the exit code (None if it did not exit in time)."""
+        self.process.send_signal(signal.SIGINT)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+
+
+class Client:
+    """A real rclpy node in this process, spun by a background thread."""
+
+    def __init__(self, name: str = 'farsee_test_client'):
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node(name, context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.lock = threading.Lock()
+        self.received: Dict[str, List[Any]] = {}
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        while self.context.ok():
+            try:
+                self.executor.spin_once(timeout_sec=0.05)
+            except Exception:  # noqa: B902 - the context went away at shutdown
+                return
+
+    def publisher(self, msg_type, topic: str, reliable: bool = True, depth: int = 10):
+        qos = QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE if reliable
+                         else ReliabilityPolicy.BEST_EFFORT)
+        return self.node.create_publisher(msg_type, topic, qos)
+
+    def collect(self, msg_type, topic: str, reliable: bool = True, depth: int = 50) -> List[Any]:
+        """Subscribe and append every message (with its receive time) to a list."""
+        messages = self.received.setdefault(topic, [])
+        qos = QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE if reliable
+                         else ReliabilityPolicy.BEST_EFFORT)
+
+        def store(msg):
+            with self.lock:
+                messages.append((time.monotonic(), msg))
+        self.node.create_subscription(msg_type, topic, store, qos)
+        return messages
+
+    def messages(self, topic: str) -> List[Any]:
+        with self.lock:
+            return [m for _, m in self.received.get(topic, [])]
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float = 30.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return True
+            time.sleep(0.05)
+        return predicate()
+
+    def now_ns(self) -> int:
+        return self.node.get_clock().now().nanoseconds
+
+    def close(self) -> None:
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+        self._thread.join(timeout=2)
