@@ -62,6 +62,11 @@ def _demo(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _bench_node(args: argparse.Namespace) -> int:
+    from .bench_node import run
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .demo import add_arguments as add_demo_arguments
     from .model.network import VARIANTS
@@ -94,6 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     cx.add_argument('--num-classes', type=int, default=19)
     cx.add_argument('--input-size', type=int, nargs=2, default=[512, 768], metavar=('H', 'W'))
     cx.set_defaults(func=_complexity)
+    bench = sub.add_parser('bench-node', help="segment_node's latency and overhead through DDS")
+    from .bench_node import add_arguments as add_bench_arguments
+    add_bench_arguments(bench)
+    bench.set_defaults(func=_bench_node)
     return parser
 
 

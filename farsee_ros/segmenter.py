@@ -119,14 +119,6 @@ class Segmenter:
         if self.device.type == 'cuda':
             torch.cuda.synchronize(self.device)
 
-    def _to_rgb(self, frame: torch.Tensor, color_order: str) -> torch.Tensor:
-        """Convert an HxWxC uint8 device tensor to an HxWx3 RGB view."""
-        if color_order == 'mono':
-            return frame.reshape(frame.shape[0], frame.shape[1], 1).expand(-1, -1, 3)
-        if color_order in ('bgr', 'bgra'):
-            return frame[..., [2, 1, 0]]
-        return frame[..., :3]
-
     @torch.inference_mode()
     def segment(self, frame: np.ndarray, color_order: str = 'rgb', *,
                 overlay_alpha: float = 0.5, overlay: bool = True) -> Segmentation:
@@ -144,10 +136,19 @@ class Segmenter:
 
         start = time.perf_counter()
         pixels = torch.from_numpy(frame).to(self.device, non_blocking=True)  # the one H2D copy
-        rgb = self._to_rgb(pixels, color_order)
-        x = rgb.permute(2, 0, 1).unsqueeze(0).float()
-        x = F.interpolate(x, size=self.input_size, mode='bilinear', align_corners=False,
-                          antialias=True)
+        if color_order == 'mono':
+            x = pixels.reshape(1, 1, height, width)
+        else:   # HxWxC viewed as 1xCxHxW (channels-last memory, the resize's fast layout)
+            x = pixels[..., :3].permute(2, 0, 1).unsqueeze(0)
+        # The CPU resizes uint8 directly (its antialiased uint8 kernel is ~4x faster than
+        # float's); CUDA resizes float. Channel order is fixed after the resize, where it is
+        # cheap.
+        x = F.interpolate(x if self.device.type == 'cpu' else x.float(), size=self.input_size,
+                          mode='bilinear', align_corners=False, antialias=True).float()
+        if color_order == 'mono':
+            x = x.expand(-1, 3, -1, -1)
+        elif color_order in ('bgr', 'bgra'):
+            x = x.flip(1)
         x = ((x - self._mean) * self._inv_std).to(self.dtype)
         self._sync()
         times['preprocess'] = (time.perf_counter() - start) * 1e3
@@ -158,17 +159,39 @@ class Segmenter:
         times['inference'] = (time.perf_counter() - start) * 1e3
 
         start = time.perf_counter()
-        labels = logits.argmax(dim=1)[0].to(torch.uint8)
+        labels = self._argmax(logits[0])
         blended = None
         order = 'bgr' if color_order in ('bgr', 'bgra') else 'rgb'
-        if overlay:
-            base = rgb if order == 'rgb' else rgb[..., [2, 1, 0]]
+        if overlay:   # blended in the frame's own colour order
+            base = (pixels.reshape(height, width, 1).expand(-1, -1, 3) if color_order == 'mono'
+                    else pixels[..., :3])
             colours = self._palettes[order][labels.long()]
-            mixed = base.float() * (1.0 - overlay_alpha) + colours.float() * overlay_alpha
-            blended = mixed.round_().to(torch.uint8).cpu().numpy()
+            # Fixed-point blend, alpha in 1/128 steps: 255 * 128 still fits in int16.
+            weight = int(round(overlay_alpha * 128))
+            mixed = base.to(torch.int16) * (128 - weight) + colours.to(torch.int16) * weight
+            blended = ((mixed + 64) >> 7).to(torch.uint8).cpu().numpy()
         labels_np = labels.cpu().numpy()
         times['postprocess'] = (time.perf_counter() - start) * 1e3
         return Segmentation(labels_np, blended, order, times)
+
+    def _argmax(self, logits: torch.Tensor) -> torch.Tensor:
+        """
+        Return the class id (uint8) of the largest of N logits at every pixel of an NxHxW map.
+
+        On the CPU torch's argmax over the channel dimension of a full-resolution map is very
+        slow (350 ms for 11x1024x2048 on 2 cores); a running maximum over the classes gives
+        the same ids, ties to the lower id as argmax does, in about a tenth of the time.
+        """
+        if self.device.type != 'cpu':
+            return logits.argmax(dim=0).to(torch.uint8)
+        best = logits[0].clone()
+        labels = torch.zeros(best.shape, dtype=torch.uint8)
+        greater = torch.empty(best.shape, dtype=torch.bool)
+        for index in range(1, logits.shape[0]):
+            torch.gt(logits[index], best, out=greater)
+            torch.maximum(best, logits[index], out=best)
+            labels.masked_fill_(greater, index)
+        return labels
 
     def warmup(self, runs: int = 2, frame_size: Tuple[int, int] = (480, 640)) -> None:
         """Run a few frames so the first real frame does not pay for lazy initialisation."""

@@ -32,7 +32,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from farsee_ros.node_params import PARAMETERS
 from farsee_ros.segmenter import Segmenter
-from ros_harness import Client, image_message, NodeProcess
+from farsee_ros.node_harness import Client, image_message, NodeProcess
 
 STARTUP_TIMEOUT = 90.0
 

@@ -42,15 +42,21 @@ def test_labels_at_the_frames_own_size(segmenter, frame):
 
 def test_labels_equal_the_models_argmax(segmenter, frame):
     """The engine is the model: same labels as resizing + normalising + forward by hand."""
-    x = torch.from_numpy(frame).permute(2, 0, 1)[None].float()
+    x = torch.from_numpy(frame).permute(2, 0, 1)[None]     # the CPU path resizes uint8
     x = torch.nn.functional.interpolate(x, size=(128, 192), mode='bilinear',
-                                        align_corners=False, antialias=True) / 255.0
+                                        align_corners=False, antialias=True).float() / 255.0
     mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
     std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
     with torch.no_grad():
         expected = segmenter.model((x - mean) / std, [181, 243]).argmax(1)[0].numpy()
     agreement = (segmenter.segment(frame, 'rgb').labels == expected).mean()
     assert agreement > 0.999
+
+
+def test_cpu_argmax_equals_torch_argmax(segmenter):
+    logits = torch.randn(11, 97, 131)
+    logits[3, :5, :5] = logits[7, :5, :5]          # ties go to the lower id, as argmax does
+    assert torch.equal(segmenter._argmax(logits).long(), logits.argmax(0))
 
 
 def test_colour_orders_agree(segmenter, frame):

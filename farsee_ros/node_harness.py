@@ -13,12 +13,13 @@
 # limitations under the License.
 
 """
-Test harness: a real rclpy client in the test process and segment_node as its own process.
+segment_node as its own process, and a real rclpy client to talk to it.
 
-The node is started with the command line launch_ros would give it
-(`--ros-args -r __node:=farsee --params-file config/segment.yaml -p ...`).
+Used by the tests, the benchmarks and replay. The node is started with the command line
+launch_ros would give it (`--ros-args -r __node:=farsee --params-file segment.yaml -p ...`).
 """
 
+import array
 import os
 import signal
 import subprocess
@@ -33,13 +34,12 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
-from conftest import REPO
+from .resources import share_directory
 
 
 def image_message(pixels: np.ndarray, encoding: str, stamp_ns: int,
                   frame_id: str = 'camera') -> Image:
     """Build a sensor_msgs/Image from an array (no per-element copies)."""
-    import array
     msg = Image()
     msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
     msg.header.frame_id = frame_id
@@ -59,7 +59,7 @@ class NodeProcess:
                  extra_args: Optional[List[str]] = None, env: Optional[Dict[str, str]] = None):
         self.log_path = os.path.join(str(log_dir), f'{name}.log')
         command = [sys.executable, '-m', 'farsee_ros.node', '--ros-args', '-r', '__node:=farsee',
-                   '--params-file', os.path.join(REPO, 'config', 'segment.yaml')]
+                   '--params-file', os.path.join(share_directory(), 'config', 'segment.yaml')]
         for key, value in params.items():
             command += ['-p', f'{key}:={value}']
         command += extra_args or []
@@ -68,12 +68,14 @@ class NodeProcess:
                                         env=dict(os.environ, PYTHONUNBUFFERED='1', **(env or {})))
 
     def log(self) -> str:
+        """Return what the node has printed so far."""
         if not self._log.closed:
             self._log.flush()
         with open(self.log_path) as f:
             return f.read()
 
     def wait_for_log(self, text: str, timeout: float = 60.0) -> bool:
+        """Wait until `text` appears in the node's output (False on timeout or exit)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if text in self.log():
@@ -84,6 +86,7 @@ class NodeProcess:
         return False
 
     def alive(self) -> bool:
+        """Return whether the process is still running."""
         return self.process.poll() is None
 
     def interrupt(self, timeout: float = 10.0) -> Optional[int]:
@@ -95,6 +98,7 @@ class NodeProcess:
             return None
 
     def stop(self) -> None:
+        """Stop the node (SIGINT, then kill) and close the log."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)
             try:
@@ -127,27 +131,36 @@ class Client:
                 return
 
     def publisher(self, msg_type, topic: str, reliable: bool = True, depth: int = 10):
+        """Create a publisher with the given reliability and depth."""
         qos = QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE if reliable
                          else ReliabilityPolicy.BEST_EFFORT)
         return self.node.create_publisher(msg_type, topic, qos)
 
     def collect(self, msg_type, topic: str, reliable: bool = True, depth: int = 50) -> List[Any]:
-        """Subscribe and append every message (with its receive time) to a list."""
+        """Subscribe; every message is appended with its receive time (ROS time, ns)."""
         messages = self.received.setdefault(topic, [])
         qos = QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE if reliable
                          else ReliabilityPolicy.BEST_EFFORT)
 
         def store(msg):
+            received_ns = self.node.get_clock().now().nanoseconds
             with self.lock:
-                messages.append((time.monotonic(), msg))
+                messages.append((received_ns, msg))
         self.node.create_subscription(msg_type, topic, store, qos)
         return messages
 
     def messages(self, topic: str) -> List[Any]:
+        """Return the messages collected on `topic` so far."""
         with self.lock:
             return [m for _, m in self.received.get(topic, [])]
 
+    def timed_messages(self, topic: str) -> List[Any]:
+        """Return (receive time in ns, message) pairs collected on `topic` so far."""
+        with self.lock:
+            return list(self.received.get(topic, []))
+
     def wait_for(self, predicate: Callable[[], bool], timeout: float = 30.0) -> bool:
+        """Poll `predicate` until it holds or `timeout` seconds pass."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if predicate():
@@ -156,9 +169,11 @@ class Client:
         return predicate()
 
     def now_ns(self) -> int:
+        """Return the client's ROS time in nanoseconds."""
         return self.node.get_clock().now().nanoseconds
 
     def close(self) -> None:
+        """Destroy the client node and shut its context down."""
         self.node.destroy_node()
         rclpy.try_shutdown(context=self.context)
         self._thread.join(timeout=2)
