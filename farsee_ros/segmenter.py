@@ -34,6 +34,58 @@ from .model.network import FarSeeNet
 COLOR_ORDERS = ('rgb', 'bgr', 'rgba', 'bgra', 'mono')
 DEVICES = 'auto, cpu, cuda or cuda:N'
 PRECISIONS = ('auto', 'fp32', 'fp16')
+# Above this share of class-boundary pixels, upsampled_argmax interpolates everything.
+BOUNDARY_FALLBACK = 0.15
+
+
+def _source_index(out_size: int, in_size: int, device: torch.device):
+    """Return PyTorch's bilinear (align_corners=False) source rows i0, i1 and weight of i1."""
+    scale = in_size / out_size
+    src = ((torch.arange(out_size, device=device, dtype=torch.float32) + 0.5) * scale
+           - 0.5).clamp_(min=0.0)
+    i0 = src.long().clamp_(max=in_size - 1)
+    i1 = (i0 + 1).clamp_(max=in_size - 1)
+    return i0, i1, src - i0
+
+
+def upsampled_argmax(logits: torch.Tensor, size: Sequence[int],
+                     argmax=lambda t: t.argmax(dim=0).to(torch.uint8)) -> torch.Tensor:
+    """
+    Return argmax over classes of the NxHxW bilinear upsampling of NxhxW `logits`, as uint8.
+
+    Exact without building the full-resolution logits: where the four source pixels of an
+    output pixel share one argmax, the interpolated logits are a convex combination of
+    theirs, so that class stays the argmax. Only the other (class-boundary) pixels are
+    interpolated. With more than BOUNDARY_FALLBACK of them, everything is interpolated.
+    """
+    height, width = int(size[0]), int(size[1])
+    classes, h, w = logits.shape
+    low = argmax(logits)
+    y0, y1, wy = _source_index(height, h, logits.device)
+    x0, x1, wx = _source_index(width, w, logits.device)
+    padded = F.pad(low[None, None].float(), (0, 1, 0, 1), mode='replicate')[0, 0].to(low.dtype)
+    corner = padded[:-1, :-1]
+    agree = (corner == padded[:-1, 1:]) & (corner == padded[1:, :-1]) & \
+        (corner == padded[1:, 1:])
+    # The cell of output pixel (Y, X) has its top-left source pixel at (y0[Y], x0[X]);
+    # replicate padding matches the clamped i1 at the last row and column.
+    labels = low.index_select(0, y0).index_select(1, x0)
+    boundary = ~agree.index_select(0, y0).index_select(1, x0)
+    rows, cols = boundary.nonzero(as_tuple=True)
+    if rows.numel() > BOUNDARY_FALLBACK * height * width:
+        full = F.interpolate(logits[None], size=(height, width), mode='bilinear',
+                             align_corners=False)[0]
+        return argmax(full)
+    if rows.numel():
+        # Gather whole logit vectors (rows of an h*w x N copy) rather than N strided planes.
+        table = logits.permute(1, 2, 0).reshape(h * w, classes)
+        ry0, ry1 = y0[rows] * w, y1[rows] * w
+        cx0, cx1 = x0[cols], x1[cols]
+        rwy, cwx = wy[rows, None].to(logits.dtype), wx[cols, None].to(logits.dtype)
+        top = table[ry0 + cx0] * (1 - cwx) + table[ry0 + cx1] * cwx
+        bottom = table[ry1 + cx0] * (1 - cwx) + table[ry1 + cx1] * cwx
+        labels[rows, cols] = (top * (1 - rwy) + bottom * rwy).argmax(dim=1).to(torch.uint8)
+    return labels
 
 
 @dataclass
@@ -154,12 +206,18 @@ class Segmenter:
         times['preprocess'] = (time.perf_counter() - start) * 1e3
 
         start = time.perf_counter()
-        logits = self.model(x, [height, width])
+        if self.device.type == 'cpu':   # logits at the network's own stride
+            logits = self.model.native_logits(x)
+        else:                           # logits at the frame's size (the model resizes)
+            logits = self.model(x, [height, width])
         self._sync()
         times['inference'] = (time.perf_counter() - start) * 1e3
 
         start = time.perf_counter()
-        labels = self._argmax(logits[0])
+        if self.device.type == 'cpu':
+            labels = upsampled_argmax(logits[0].float(), (height, width), self._argmax)
+        else:
+            labels = self._argmax(logits[0])
         blended = None
         order = 'bgr' if color_order in ('bgr', 'bgra') else 'rgb'
         if overlay:   # blended in the frame's own colour order

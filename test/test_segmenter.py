@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 import torch
 
-from farsee_ros.segmenter import resolve_device, resolve_precision, Segmenter
+from farsee_ros.segmenter import (resolve_device, resolve_precision, Segmenter,
+                                  upsampled_argmax)
 
 
 @pytest.fixture(scope='module')
@@ -50,13 +51,30 @@ def test_labels_equal_the_models_argmax(segmenter, frame):
     with torch.no_grad():
         expected = segmenter.model((x - mean) / std, [181, 243]).argmax(1)[0].numpy()
     agreement = (segmenter.segment(frame, 'rgb').labels == expected).mean()
-    assert agreement > 0.999
+    assert agreement > 0.999, agreement
 
 
 def test_cpu_argmax_equals_torch_argmax(segmenter):
     logits = torch.randn(11, 97, 131)
     logits[3, :5, :5] = logits[7, :5, :5]          # ties go to the lower id, as argmax does
     assert torch.equal(segmenter._argmax(logits).long(), logits.argmax(0))
+
+
+@pytest.mark.parametrize('size', [(1024, 2048), (181, 243), (97, 131), (400, 300)])
+def test_upsampled_argmax_equals_argmax_of_the_upsampled_logits(size):
+    torch.manual_seed(sum(size))
+    # Smooth class maps, as a trained network gives: few boundary pixels.
+    smooth = torch.nn.functional.interpolate(torch.randn(1, 11, 8, 12), size=(97, 131),
+                                             mode='bilinear', align_corners=False)[0] * 4
+    reference = torch.nn.functional.interpolate(smooth[None], size=size, mode='bilinear',
+                                                align_corners=False)[0].argmax(0)
+    fast = upsampled_argmax(smooth, size).long()
+    assert fast.shape == reference.shape
+    assert (fast == reference).float().mean() > 0.99999
+    noise = torch.randn(11, 30, 40)     # every pixel a boundary: the full interpolation path
+    reference = torch.nn.functional.interpolate(noise[None], size=size, mode='bilinear',
+                                                align_corners=False)[0].argmax(0)
+    assert torch.equal(upsampled_argmax(noise, size).long(), reference)
 
 
 def test_colour_orders_agree(segmenter, frame):

@@ -73,8 +73,7 @@ class FarSeeNet(nn.Module):
         The input is the normalised, down-sampled image; the output size is the label
         resolution, which may be larger (feature-space super-resolution, III-C).
         """
-        features = self.frontend(x)
-        logits = self.backend(features['high'], features['low'])
+        logits = self.native_logits(x)
         if output_size is None:
             size = [x.shape[2], x.shape[3]]
         else:
@@ -82,6 +81,11 @@ class FarSeeNet(nn.Module):
         if logits.shape[2] != size[0] or logits.shape[3] != size[1]:
             logits = F.interpolate(logits, size=size, mode='bilinear', align_corners=False)
         return logits
+
+    def native_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the back-end's logits at its own stride (2 for FarSee-Net), not resized."""
+        features = self.frontend(x)
+        return self.backend(features['high'], features['low'])
 
     def logit_layer(self) -> nn.Conv2d:
         """Return the conv producing the class logits (N*t^2 channels before a shuffle)."""
