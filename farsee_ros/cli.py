@@ -67,6 +67,11 @@ def _bench_node(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _qos_matrix(args: argparse.Namespace) -> int:
+    from .qos_matrix import run
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .demo import add_arguments as add_demo_arguments
     from .model.network import VARIANTS
@@ -103,6 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
     from .bench_node import add_arguments as add_bench_arguments
     add_bench_arguments(bench)
     bench.set_defaults(func=_bench_node)
+
+    qos = sub.add_parser('qos-matrix', help='measure image delivery over DDS by QoS, depth and '
+                         'transport (docs/qos.md)')
+    from .qos_matrix import add_arguments as add_qos_arguments
+    add_qos_arguments(qos)
+    qos.set_defaults(func=_qos_matrix)
     return parser
 
 

@@ -38,11 +38,12 @@ LAUNCH_ARGUMENTS: Dict[str, Tuple[str, str, Optional[str]]] = {
                     None),
     'use_sim_time': ('false', 'Use /clock (rosbag replay with --clock).', 'use_sim_time'),
     'rviz': ('false', 'Also start rviz2 with config/farsee.rviz.', None),
+    'fastdds_large_data': ('false', 'Set FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA for the '
+                           'processes this launch starts; only when the camera uses it too '
+                           '(docs/qos.md).', None),
 }
-LAUNCH_ONLY = ('namespace', 'params_file', 'rviz')
-# Measured in docs/qos.md: Fast DDS's LARGE_DATA builtin transports deliver multi-MB frames
-# that the default transports lose or delay.
-FASTDDS_TRANSPORT = ('FASTDDS_BUILTIN_TRANSPORTS', 'LARGE_DATA')
+LAUNCH_ONLY = ('namespace', 'params_file', 'rviz', 'fastdds_large_data')
+TRANSPORT_VARIABLE = 'FASTDDS_BUILTIN_TRANSPORTS'
 
 
 def _truthy(value: str) -> bool:
@@ -84,14 +85,35 @@ def want_rviz(arguments: Mapping[str, str]) -> bool:
     return _truthy(arguments.get('rviz', 'false'))
 
 
-def transport_environment(environ: Mapping[str, str] = os.environ) -> Dict[str, str]:
-    """Environment to set for the node: LARGE_DATA unless the user chose transports or RMW."""
-    name, value = FASTDDS_TRANSPORT
-    user_choice = (environ.get(name) or environ.get('FASTRTPS_DEFAULT_PROFILES_FILE')
+def transport_environment(arguments: Mapping[str, str],
+                          environ: Mapping[str, str] = os.environ) -> Dict[str, str]:
+    """
+    Return the environment to set for the launched processes, and nothing by default.
+
+    Measured (docs/qos.md): LARGE_DATA on every process delivers 6 MB frames that Fast DDS's
+    default transports lose or delay, but LARGE_DATA on one side only never matches a
+    default-transport camera. So it is set only on request (fastdds_large_data:=true, for a
+    launch that starts the camera too, or a system that exports it everywhere), never over
+    the user's own choice of transports, profile or RMW.
+    """
+    if not _truthy(arguments.get('fastdds_large_data', 'false')):
+        return {}
+    user_choice = (environ.get(TRANSPORT_VARIABLE)
+                   or environ.get('FASTRTPS_DEFAULT_PROFILES_FILE')
                    or environ.get('FASTDDS_DEFAULT_PROFILES_FILE'))
     if environ.get('RMW_IMPLEMENTATION', 'rmw_fastrtps_cpp') != 'rmw_fastrtps_cpp' or user_choice:
         return {}
-    return {name: value}
+    return {TRANSPORT_VARIABLE: 'LARGE_DATA'}
+
+
+def transport_warning(environ: Mapping[str, str], extra: Mapping[str, str]) -> Optional[str]:
+    """Return a warning when LOCALHOST discovery makes rmw_fastrtps ignore the transports."""
+    transports = extra.get(TRANSPORT_VARIABLE) or environ.get(TRANSPORT_VARIABLE)
+    if transports and environ.get('ROS_AUTOMATIC_DISCOVERY_RANGE', '').upper() == 'LOCALHOST':
+        return (f'{TRANSPORT_VARIABLE}={transports} has no effect with '
+                'ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST: rmw_fastrtps then installs its own '
+                'SHM + UDPv4 transports (docs/qos.md)')
+    return None
 
 
 def arguments_markdown() -> str:

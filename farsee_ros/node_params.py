@@ -89,8 +89,9 @@ PARAMETERS: Tuple[ParamSpec, ...] = (
     ParamSpec('qos_reliability', 'auto', "Subscription reliability; auto matches what the "
               "camera's publishers offer (as ros2 topic echo does).",
               choices=('auto', 'reliable', 'best_effort')),
-    ParamSpec('qos_depth', 5, 'Subscription history depth (KEEP_LAST); the node itself keeps '
-              'only the newest frame per camera.', int_range=(1, 100)),
+    ParamSpec('qos_depth', 10, 'Subscription history depth (KEEP_LAST); 10 is the only depth '
+              'that got every 6 MB frame through on default transports (docs/qos.md). The node '
+              'itself keeps only the newest frame per camera.', int_range=(1, 100)),
     ParamSpec('overlay_alpha', 0.5, 'Opacity of the class colours in the overlay.',
               read_only=False, float_range=(0.0, 1.0)),
     ParamSpec('publish_labels', True, 'Publish ~/labels (mono8 class ids).', read_only=False),

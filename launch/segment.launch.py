@@ -19,9 +19,12 @@ ros2 launch farsee_ros segment.launch.py image_topic:=/camera/image_raw [rviz:=t
 All decisions live in farsee_ros.launch_support (tested without launch installed).
 """
 
+import os
+
 from farsee_ros import launch_support
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
+from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction, \
+    SetEnvironmentVariable
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
@@ -29,8 +32,11 @@ from launch_ros.actions import Node
 def _setup(context):
     arguments = {name: LaunchConfiguration(name).perform(context)
                  for name in launch_support.LAUNCH_ARGUMENTS}
-    actions = [SetEnvironmentVariable(name, value)
-               for name, value in launch_support.transport_environment().items()]
+    environment = launch_support.transport_environment(arguments)
+    actions = [SetEnvironmentVariable(name, value) for name, value in environment.items()]
+    warning = launch_support.transport_warning(os.environ, environment)
+    if warning:
+        actions.append(LogInfo(msg=f'WARNING: {warning}'))
     actions.append(Node(
         package='farsee_ros', executable='segment_node', name='farsee',
         namespace=arguments['namespace'], output='screen', emulate_tty=True,

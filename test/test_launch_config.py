@@ -57,7 +57,8 @@ def test_launch_arguments_map_to_declared_parameters():
         else:
             assert parameter in SPECS or parameter == 'use_sim_time', name
     assert {'image_topic', 'image_topics', 'model_path', 'device', 'precision', 'namespace',
-            'params_file', 'use_sim_time', 'rviz'} <= set(launch_support.LAUNCH_ARGUMENTS)
+            'params_file', 'use_sim_time', 'rviz', 'fastdds_large_data'} <= \
+        set(launch_support.LAUNCH_ARGUMENTS)
 
 
 def test_launch_file_declares_only_the_tested_arguments_and_starts_the_node():
@@ -97,16 +98,28 @@ def test_node_parameters_from_launch_arguments():
     assert os.path.isfile(os.path.join(REPO, 'config', 'farsee.rviz'))
 
 
-def test_transport_environment():
-    assert launch_support.transport_environment({}) == \
-        {'FASTDDS_BUILTIN_TRANSPORTS': 'LARGE_DATA'}
-    assert launch_support.transport_environment(
-        {'RMW_IMPLEMENTATION': 'rmw_fastrtps_cpp'}) == \
+def test_transport_environment_is_opt_in():
+    """LARGE_DATA on one side only never matches (docs/qos.md): never set it unasked."""
+    assert launch_support.transport_environment({}, {}) == {}
+    assert launch_support.transport_environment({'fastdds_large_data': 'false'}, {}) == {}
+    on = {'fastdds_large_data': 'true'}
+    assert launch_support.transport_environment(on, {}) == \
         {'FASTDDS_BUILTIN_TRANSPORTS': 'LARGE_DATA'}
     for environ in ({'FASTDDS_BUILTIN_TRANSPORTS': 'UDPv4'},
                     {'FASTDDS_DEFAULT_PROFILES_FILE': '/x.xml'},
                     {'RMW_IMPLEMENTATION': 'rmw_cyclonedds_cpp'}):
-        assert launch_support.transport_environment(environ) == {}
+        assert launch_support.transport_environment(on, environ) == {}
+
+
+def test_transport_warning_under_localhost_discovery():
+    localhost = {'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST'}
+    assert launch_support.transport_warning(localhost, {}) is None
+    assert 'no effect' in launch_support.transport_warning(
+        localhost, {'FASTDDS_BUILTIN_TRANSPORTS': 'LARGE_DATA'})
+    assert 'no effect' in launch_support.transport_warning(
+        dict(localhost, FASTDDS_BUILTIN_TRANSPORTS='LARGE_DATA'), {})
+    assert launch_support.transport_warning(
+        {'FASTDDS_BUILTIN_TRANSPORTS': 'LARGE_DATA'}, {}) is None
 
 
 def test_rviz_config_shows_overlay_and_labels():
