@@ -56,7 +56,8 @@ def upsampled_argmax(logits: torch.Tensor, size: Sequence[int],
     Exact without building the full-resolution logits: where the four source pixels of an
     output pixel share one argmax, the interpolated logits are a convex combination of
     theirs, so that class stays the argmax. Only the other (class-boundary) pixels are
-    interpolated. With more than BOUNDARY_FALLBACK of them, everything is interpolated.
+    interpolated. With more than BOUNDARY_FALLBACK of them (an untrained net's noise, say),
+    everything is interpolated instead.
     """
     height, width = int(size[0]), int(size[1])
     classes, h, w = logits.shape
@@ -67,15 +68,17 @@ def upsampled_argmax(logits: torch.Tensor, size: Sequence[int],
     corner = padded[:-1, :-1]
     agree = (corner == padded[:-1, 1:]) & (corner == padded[1:, :-1]) & \
         (corner == padded[1:, 1:])
+    # Every cell covers about the same number of output pixels, so the share of disagreeing
+    # cells estimates the share of boundary pixels before any full-resolution work.
+    if 1.0 - agree.float().mean().item() > BOUNDARY_FALLBACK:
+        full = F.interpolate(logits[None], size=(height, width), mode='bilinear',
+                             align_corners=False)[0]
+        return argmax(full)
     # The cell of output pixel (Y, X) has its top-left source pixel at (y0[Y], x0[X]);
     # replicate padding matches the clamped i1 at the last row and column.
     labels = low.index_select(0, y0).index_select(1, x0)
     boundary = ~agree.index_select(0, y0).index_select(1, x0)
     rows, cols = boundary.nonzero(as_tuple=True)
-    if rows.numel() > BOUNDARY_FALLBACK * height * width:
-        full = F.interpolate(logits[None], size=(height, width), mode='bilinear',
-                             align_corners=False)[0]
-        return argmax(full)
     if rows.numel():
         # Gather whole logit vectors (rows of an h*w x N copy) rather than N strided planes.
         table = logits.permute(1, 2, 0).reshape(h * w, classes)
