@@ -68,8 +68,9 @@ def _untrained_checkpoint(folder: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    # An own domain isolates the run; discovery stays at the ROS default (SUBNET) because
+    # LOCALHOST makes rmw_fastrtps ignore FASTDDS_BUILTIN_TRANSPORTS (docs/qos.md).
     os.environ.setdefault('ROS_DOMAIN_ID', str(random.SystemRandom().randint(1, 100)))
-    os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     import time
 
     from diagnostic_msgs.msg import DiagnosticArray
