@@ -31,8 +31,7 @@ from typing import Any, Dict, List
 
 import numpy as np
 
-STAGES = ('decode', 'preprocess', 'inference', 'postprocess', 'publish', 'queue', 'processing',
-          'end_to_end')
+from .node_params import LATENCY_STAGES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -76,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     from diagnostic_msgs.msg import DiagnosticArray
     from sensor_msgs.msg import Image
 
-    from .node_harness import Client, image_message, NodeProcess
+    from .node_harness import Client, image_message, NodeProcess, stamp_ns
 
     height, width = args.size
     with tempfile.TemporaryDirectory() as folder:
@@ -85,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
                                     'image_topics': '[/bench/image_raw]'}, name='bench_node')
         client = Client('farsee_bench')
         try:
-            latency = client.collect(DiagnosticArray, '/farsee/latency', depth=100)
+            client.collect(DiagnosticArray, '/farsee/latency', depth=100)
             client.collect(Image, '/farsee/labels', depth=100)
             if not args.no_overlay:
                 client.collect(Image, '/farsee/overlay', depth=100)
@@ -102,11 +101,11 @@ def run(args: argparse.Namespace) -> int:
                 msg = image_message(pixels, 'bgr8', client.now_ns(), frame_id='bench')
                 camera.publish(msg)
                 if index >= args.warmup:
-                    sent.append(msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec)
+                    sent.append(stamp_ns(msg.header))
                 next_time += period
                 time.sleep(max(0.0, next_time - time.monotonic()))
             time.sleep(3.0)
-            results = _summarise(client, latency, sent, args)
+            results = _summarise(client, sent, args)
             results['device_log'] = [ln for ln in node.log().splitlines() if 'model ' in ln][:1]
         finally:
             client.close()
@@ -119,24 +118,21 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _summarise(client: Any, latency: Any, sent: List[int],
-               args: argparse.Namespace) -> Dict[str, Any]:
+def _summarise(client: Any, sent: List[int], args: argparse.Namespace) -> Dict[str, Any]:
+    from .node_harness import stamp_ns
     wanted = set(sent)
-    stages: Dict[str, List[float]] = {k: [] for k in STAGES}
-    for _, msg in client.timed_messages('/farsee/latency'):
-        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
-        if stamp in wanted:
-            values = {kv.key[:-3]: float(kv.value) for kv in msg.status[0].values}
-            for key in STAGES:
-                stages[key].append(values[key])
+    stages: Dict[str, List[float]] = {k: [] for k in LATENCY_STAGES}
     inference_by_stamp = {}
     for _, msg in client.timed_messages('/farsee/latency'):
-        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
-        values = {kv.key: float(kv.value) for kv in msg.status[0].values}
-        inference_by_stamp[stamp] = values['inference_ms']
+        stamp = stamp_ns(msg.header)
+        values = {kv.key[:-len('_ms')]: float(kv.value) for kv in msg.status[0].values}
+        inference_by_stamp[stamp] = values['inference']
+        if stamp in wanted:
+            for key in LATENCY_STAGES:
+                stages[key].append(values[key])
     seen, subscriber, subscriber_overhead = set(), [], []
     for received_ns, msg in client.timed_messages('/farsee/labels'):
-        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        stamp = stamp_ns(msg.header)
         if stamp in wanted and stamp not in seen:
             seen.add(stamp)
             subscriber.append((received_ns - stamp) / 1e6)

@@ -42,7 +42,8 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from .conversions import check_compressed, check_image, compressed_to_frame, image_to_frame, \
     InvalidImage, labels_to_image, overlay_to_image
 from .model.checkpoint import CheckpointError
-from .node_params import camera_names, invalid_reason, NODE_NAME, OUTPUT_TOPICS, PARAMETERS
+from .node_params import camera_names, invalid_reason, LATENCY_STAGES, NODE_NAME, \
+    OUTPUT_TOPICS, PARAMETERS
 from .resources import default_model_path
 from .segmenter import Segmenter
 
@@ -51,7 +52,6 @@ _TYPES = {'bool': ParameterType.PARAMETER_BOOL, 'int': ParameterType.PARAMETER_I
           'string[]': ParameterType.PARAMETER_STRING_ARRAY}
 _RELIABILITY = {'reliable': ReliabilityPolicy.RELIABLE,
                 'best_effort': ReliabilityPolicy.BEST_EFFORT}
-STAGES = ('decode', 'preprocess', 'inference', 'postprocess', 'publish')
 
 
 class ConfigError(Exception):
@@ -64,7 +64,6 @@ class Camera:
 
     name: str
     topic: str
-    output_prefix: str
     subscription: Any = None
     reliability: Optional[str] = None
     pending: Any = None
@@ -105,6 +104,11 @@ class SegmentNode(Node):
     def __init__(self, **kwargs: Any):
         super().__init__(NODE_NAME, **kwargs)
         self.params = self._declare_parameters()
+        if self.params['image_transport'] == 'compressed':
+            self._msg_type, self._check, self._decode = \
+                CompressedImage, check_compressed, compressed_to_frame
+        else:
+            self._msg_type, self._check, self._decode = Image, check_image, image_to_frame
         self.segmenter = self._load_segmenter()
         self.cameras = self._make_cameras()
         self._lock = threading.Condition()
@@ -114,7 +118,6 @@ class SegmentNode(Node):
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.add_on_set_parameters_callback(self._validate_parameters)
         self.add_post_set_parameters_callback(self._apply_parameters)
-        self._subscribe_pending = [c for c in self.cameras]
         self._try_subscribe()
         self.create_timer(0.5, self._try_subscribe)
         self.create_timer(self.params['diagnostics_period'], self._publish_diagnostics)
@@ -168,25 +171,22 @@ class SegmentNode(Node):
         return segmenter
 
     def _make_cameras(self) -> List[Camera]:
-        topics = self.params['image_topics']
-        if self.params['image_transport'] == 'compressed':
-            topics = [t if t.endswith('/compressed') else t.rstrip('/') + '/compressed'
-                      for t in topics]
-        names = camera_names(self.params['image_topics'])
-        single = len(topics) == 1
+        sources = self.params['image_topics']
+        single = len(sources) == 1
+        depth = self.params['qos_depth']
+        outputs = {'labels': (Image, depth), 'overlay': (Image, depth),
+                   'latency': (DiagnosticArray, 10), 'camera_info': (CameraInfo, depth)}
+        assert set(outputs) == {name for name, _, _ in OUTPUT_TOPICS}
         cameras = []
-        for name, topic in zip(names, topics):
+        for name, source in zip(camera_names(sources), sources):
+            base = source.rstrip('/')
+            topic = base + '/compressed' if self._msg_type is CompressedImage \
+                and not base.endswith('/compressed') else base
             prefix = '~' if single else f'~/{name}'
-            camera = Camera(name=name, topic=self.resolve_topic_name(topic),
-                            output_prefix=prefix)
-            depth = self.params['qos_depth']
-            outputs = {'labels': (Image, depth), 'overlay': (Image, depth),
-                       'latency': (DiagnosticArray, 10), 'camera_info': (CameraInfo, depth)}
-            assert set(outputs) == {name for name, _, _ in OUTPUT_TOPICS}
+            camera = Camera(name=name, topic=self.resolve_topic_name(topic))
             camera.labels_pub, camera.overlay_pub, camera.latency_pub, camera.info_pub = [
-                self.create_publisher(kind, f'{prefix}/{topic}', qos_depth)
-                for topic, (kind, qos_depth) in outputs.items()]
-            base = self.params['image_topics'][len(cameras)].rstrip('/')
+                self.create_publisher(kind, f'{prefix}/{output}', qos_depth)
+                for output, (kind, qos_depth) in outputs.items()]
             info_topic = base.rsplit('/', 1)[0] + '/camera_info' if '/' in base.strip('/') \
                 else 'camera_info'
             self.create_subscription(
@@ -233,17 +233,14 @@ class SegmentNode(Node):
         qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=self.params['qos_depth'],
                          reliability=_RELIABILITY[reliability],
                          durability=DurabilityPolicy.VOLATILE)
-        compressed = self.params['image_transport'] == 'compressed'
-        msg_type = CompressedImage if compressed else Image
-        self._check = check_compressed if compressed else check_image
         events = SubscriptionEventCallbacks(
             incompatible_qos=lambda event, c=camera: self._on_incompatible_qos(c, event),
             message_lost=lambda event, c=camera: self._on_message_lost(c, event))
         camera.subscription = self.create_subscription(
-            msg_type, camera.topic, lambda msg, c=camera: self._on_image(c, msg), qos,
+            self._msg_type, camera.topic, lambda msg, c=camera: self._on_image(c, msg), qos,
             event_callbacks=events)
         camera.reliability = reliability
-        self.get_logger().info(f'subscribed to {camera.topic} ({msg_type.__name__}, '
+        self.get_logger().info(f'subscribed to {camera.topic} ({self._msg_type.__name__}, '
                                f'{reliability}, depth {qos.depth})')
 
     def _on_incompatible_qos(self, camera: Camera, event: Any) -> None:
@@ -315,10 +312,7 @@ class SegmentNode(Node):
     def _process(self, camera: Camera, msg: Any, since: float) -> None:
         start = time.perf_counter()
         try:
-            if self.params['image_transport'] == 'compressed':
-                frame = compressed_to_frame(msg, self.params['max_pixels'])
-            else:
-                frame = image_to_frame(msg, self.params['max_pixels'])
+            frame = self._decode(msg, self.params['max_pixels'])
         except InvalidImage as exc:
             self._count_invalid(camera, exc)
             return
@@ -361,11 +355,10 @@ class SegmentNode(Node):
 
     def _latency_message(self, camera: Camera, header: Any,
                          stages: Dict[str, float]) -> DiagnosticArray:
-        order = STAGES + ('queue', 'processing', 'end_to_end')
         status = DiagnosticStatus(
             level=DiagnosticStatus.OK, name=f'{self.get_name()}: latency {camera.topic}',
             message='per-frame latency, ms', hardware_id=self.get_fully_qualified_name(),
-            values=[KeyValue(key=f'{k}_ms', value=f'{stages[k]:.3f}') for k in order])
+            values=[KeyValue(key=f'{k}_ms', value=f'{stages[k]:.3f}') for k in LATENCY_STAGES])
         return DiagnosticArray(header=header, status=[status])
 
     # ---------------------------------------------------------------- diagnostics

@@ -37,6 +37,11 @@ from sensor_msgs.msg import Image
 from .resources import share_directory
 
 
+def stamp_ns(header: Any) -> int:
+    """Return a std_msgs/Header's stamp in nanoseconds."""
+    return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
+
+
 def image_message(pixels: np.ndarray, encoding: str, stamp_ns: int,
                   frame_id: str = 'camera') -> Image:
     """Build a sensor_msgs/Image from an array (no per-element copies)."""

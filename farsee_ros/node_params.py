@@ -108,6 +108,10 @@ PARAMETERS: Tuple[ParamSpec, ...] = (
 )
 SPECS: Dict[str, ParamSpec] = {p.name: p for p in PARAMETERS}
 
+# The per-frame ~/latency record: each value is published as '<stage>_ms'.
+LATENCY_STAGES = ('decode', 'preprocess', 'inference', 'postprocess', 'publish', 'queue',
+                  'processing', 'end_to_end')
+
 # Topics the node publishes, relative to the node (~/...): name, type, contents. With several
 # cameras each camera's outputs are under ~/<camera>/.
 OUTPUT_TOPICS: Tuple[Tuple[str, str, str], ...] = (

@@ -268,6 +268,8 @@ def _subscriber(args: argparse.Namespace) -> int:
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
     from sensor_msgs.msg import Image
 
+    from .node_harness import stamp_ns
+
     parent, deadline = os.getppid(), time.monotonic() + args.deadline
     rclpy.init(args=[])
     node = rclpy.create_node(f'qos_matrix_sub_{os.getpid()}')
@@ -275,7 +277,7 @@ def _subscriber(args: argparse.Namespace) -> int:
 
     def on_image(msg: Image) -> None:
         received = time.time_ns()
-        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        stamp = stamp_ns(msg.header)
         samples.append((msg.header.frame_id, stamp, received, len(msg.data)))
 
     sub = node.create_subscription(Image, args.topic, on_image,
@@ -311,15 +313,15 @@ def _publisher(args: argparse.Namespace) -> int:
     import rclpy
     from sensor_msgs.msg import Image
 
+    from .node_harness import image_message
+
     parent, deadline = os.getppid(), time.monotonic() + args.deadline
     rclpy.init(args=[])
     node = rclpy.create_node(f'qos_matrix_pub_{os.getpid()}')
     pub = node.create_publisher(Image, args.topic, _qos_profile(args.reliability, args.depth))
-    msg = Image(height=args.height, width=args.width, encoding='bgr8', is_bigendian=0,
-                step=args.width * 3)
     # Prepared once: random bytes, so no transport or compression shortcut can exploit them.
-    msg.data = np.random.default_rng(0).integers(
-        0, 256, args.width * args.height * 3, dtype=np.uint8).tobytes()
+    msg = image_message(np.random.default_rng(0).integers(
+        0, 256, (args.height, args.width, 3), dtype=np.uint8), 'bgr8', 0)
     probe = transport_probe()
     result = {'role': 'publisher', 'sent': 0, 'matched': False, 'probe': probe,
               'max_subscriptions': 0, 'publish_ms': [], 'reason': None}

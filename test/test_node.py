@@ -32,17 +32,13 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from farsee_ros.node_params import PARAMETERS
 from farsee_ros.segmenter import Segmenter
-from farsee_ros.node_harness import Client, image_message, NodeProcess
+from farsee_ros.node_harness import Client, image_message, NodeProcess, stamp_ns
 
 STARTUP_TIMEOUT = 90.0
 
 
-def _stamp_ns(header) -> int:
-    return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
-
-
-def _find(messages, stamp_ns):
-    return [m for m in messages if _stamp_ns(m.header) == stamp_ns]
+def _find(messages, stamp):
+    return [m for m in messages if stamp_ns(m.header) == stamp]
 
 
 def _status(client, topic_fragment):
@@ -78,7 +74,7 @@ def node(tmp_path_factory, small_checkpoint, client):
 
 
 def _send_and_wait(client, topic_pub, msg, timeout=60.0):
-    stamp = _stamp_ns(msg.header)
+    stamp = stamp_ns(msg.header)
     topic_pub.publish(msg)
     assert client.wait_for(lambda: _find(client.messages('/farsee/labels'), stamp), timeout)
     return stamp
