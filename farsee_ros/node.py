@@ -103,13 +103,19 @@ class SegmentNode(Node):
 
     def __init__(self, **kwargs: Any):
         super().__init__(NODE_NAME, **kwargs)
-        self.params = self._declare_parameters()
+        try:
+            self.params = self._declare_parameters()
+            self.segmenter = self._load_segmenter()
+        except ConfigError:
+            # main() never receives a half-built node: release its rcl handles here, before
+            # the context shuts down (left to garbage collection at exit, they can crash it).
+            self.destroy_node()
+            raise
         if self.params['image_transport'] == 'compressed':
             self._msg_type, self._check, self._decode = \
                 CompressedImage, check_compressed, compressed_to_frame
         else:
             self._msg_type, self._check, self._decode = Image, check_image, image_to_frame
-        self.segmenter = self._load_segmenter()
         self.cameras = self._make_cameras()
         self._lock = threading.Condition()
         self._stop = threading.Event()
