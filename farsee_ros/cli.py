@@ -67,6 +67,26 @@ def _bench_node(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _train(args: argparse.Namespace) -> int:
+    from .train import run
+    return run(args)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import run
+    return run(args)
+
+
+def _make_bag(args: argparse.Namespace) -> int:
+    from .bag import run_make_bag
+    return run_make_bag(args)
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from .replay import run
+    return run(args)
+
+
 def _qos_matrix(args: argparse.Namespace) -> int:
     from .qos_matrix import run
     return run(args)
@@ -108,6 +128,30 @@ def build_parser() -> argparse.ArgumentParser:
     from .bench_node import add_arguments as add_bench_arguments
     add_bench_arguments(bench)
     bench.set_defaults(func=_bench_node)
+
+    train = sub.add_parser('train', help="train a network with the paper's recipe "
+                           '(torchrun for several GPUs)')
+    from .train import add_arguments as add_train_arguments
+    add_train_arguments(train)
+    train.set_defaults(func=_train)
+
+    evaluate = sub.add_parser('evaluate', help='mIoU, per-class IoU and pixel accuracy of a '
+                              'checkpoint on a dataset split')
+    from .evaluate import add_arguments as add_evaluate_arguments
+    add_evaluate_arguments(evaluate)
+    evaluate.set_defaults(func=_evaluate)
+
+    make_bag = sub.add_parser('make-bag', help='write a rosbag2 of frames and ground-truth '
+                              'labels from a dataset split')
+    from .bag import add_make_bag_arguments
+    add_make_bag_arguments(make_bag)
+    make_bag.set_defaults(func=_make_bag)
+
+    replay = sub.add_parser('replay', help='replay a rosbag2 through segment_node: latency, '
+                            'drops and mIoU')
+    from .replay import add_arguments as add_replay_arguments
+    add_replay_arguments(replay)
+    replay.set_defaults(func=_replay)
 
     qos = sub.add_parser('qos-matrix', help='measure image delivery over DDS by QoS, depth and '
                          'transport (docs/qos.md)')

@@ -91,6 +91,27 @@ def upsampled_argmax(logits: torch.Tensor, size: Sequence[int],
     return labels
 
 
+def model_input(pixels: torch.Tensor, size: Sequence[int], mean255: torch.Tensor,
+                inv_std255: torch.Tensor, dtype: torch.dtype = torch.float32,
+                color_order: str = 'rgb') -> torch.Tensor:
+    """
+    Turn Nx{1,3}xHxW uint8 pixels into the network's normalised input at `size` (H, W).
+
+    The one preprocessing used by the engine, training and evaluation alike. The CPU resizes
+    uint8 directly (its antialiased uint8 kernel is ~4x faster than float's); CUDA resizes
+    float. Channel order is fixed after the resize, where it is cheap. `mean255` and
+    `inv_std255` are Nx3x1x1-broadcastable, in 0-255 pixel units.
+    """
+    x = F.interpolate(pixels if pixels.device.type == 'cpu' else pixels.float(),
+                      size=tuple(size), mode='bilinear', align_corners=False,
+                      antialias=True).float()
+    if color_order == 'mono':
+        x = x.expand(-1, 3, -1, -1)
+    elif color_order in ('bgr', 'bgra'):
+        x = x.flip(1)
+    return ((x - mean255) * inv_std255).to(dtype)
+
+
 @dataclass
 class Segmentation:
     """One frame's result: labels (HxW uint8 class ids), overlay (HxWx3 uint8) and times."""
@@ -195,16 +216,7 @@ class Segmenter:
             x = pixels.reshape(1, 1, height, width)
         else:   # HxWxC viewed as 1xCxHxW (channels-last memory, the resize's fast layout)
             x = pixels[..., :3].permute(2, 0, 1).unsqueeze(0)
-        # The CPU resizes uint8 directly (its antialiased uint8 kernel is ~4x faster than
-        # float's); CUDA resizes float. Channel order is fixed after the resize, where it is
-        # cheap.
-        x = F.interpolate(x if self.device.type == 'cpu' else x.float(), size=self.input_size,
-                          mode='bilinear', align_corners=False, antialias=True).float()
-        if color_order == 'mono':
-            x = x.expand(-1, 3, -1, -1)
-        elif color_order in ('bgr', 'bgra'):
-            x = x.flip(1)
-        x = ((x - self._mean) * self._inv_std).to(self.dtype)
+        x = model_input(x, self.input_size, self._mean, self._inv_std, self.dtype, color_order)
         self._sync()
         times['preprocess'] = (time.perf_counter() - start) * 1e3
 

@@ -49,3 +49,51 @@ def small_checkpoint(tmp_path_factory):
     save_checkpoint(path, model, make_metadata(model, CAMVID, input_size=[128, 192],
                                                metrics={'note': 'untrained test model'}))
     return path
+
+
+def write_labelled_scenes(image_dir, label_dir, count, *, size=(48, 64), seed=0,
+                          label_values=None, classes=None, image_suffix='.png',
+                          name=lambda i: f'seq_{i:03d}'):
+    """
+    Write `count` generated image/label pairs and return the label arrays.
+
+    Random class rectangles; each image pixel is its class's palette colour plus noise, so
+    colour predicts class.
+
+    `label_values` maps class index -> the value written in the label file (Cityscapes
+    labelIds, say); the last rows are left to the ignore value.
+    """
+    import cv2
+    import numpy as np
+
+    from farsee_ros.classes import CAMVID
+    classes = classes or CAMVID
+    rng = np.random.default_rng(seed)
+    os.makedirs(image_dir, exist_ok=True)
+    os.makedirs(label_dir, exist_ok=True)
+    height, width = size
+    labels = []
+    palette = np.array(classes.palette, np.float64)
+    for i in range(count):
+        label = np.full((height, width), rng.integers(0, classes.num_classes), np.uint8)
+        for _ in range(4):
+            y, x = rng.integers(0, height - 8), rng.integers(0, width - 8)
+            h, w = rng.integers(6, height // 2), rng.integers(6, width // 2)
+            label[y:y + h, x:x + w] = rng.integers(0, classes.num_classes)
+        image = palette[label] + rng.normal(0, 6, (height, width, 3))
+        label[-2:] = classes.ignore_index
+        image = np.clip(image, 0, 255).astype(np.uint8)
+        written = label if label_values is None else np.asarray(label_values, np.uint8)[label]
+        cv2.imwrite(os.path.join(image_dir, name(i) + image_suffix), image[..., ::-1])
+        cv2.imwrite(os.path.join(label_dir, name(i) + '.png'), written)
+        labels.append(label)
+    return labels
+
+
+@pytest.fixture(scope='session')
+def camvid_root(tmp_path_factory):
+    """Write a generated dataset in CamVid's SegNet layout: train (8) and val (4), 48x64."""
+    root = tmp_path_factory.mktemp('camvid')
+    write_labelled_scenes(root / 'train', root / 'trainannot', 8, seed=1)
+    write_labelled_scenes(root / 'val', root / 'valannot', 4, seed=2)
+    return str(root)

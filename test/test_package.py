@@ -44,7 +44,8 @@ DEPENDENCIES = {
     'launch_ros': ('launch_ros', None),
 }
 # Imported only inside the functions of optional tools, which say what to install.
-OPTIONAL = {'onnx': 'onnx', 'onnxruntime': 'onnxruntime'}
+OPTIONAL = {'onnx': 'onnx', 'onnxruntime': 'onnxruntime', 'rosbags': 'rosbags',
+            'mcap': 'mcap'}
 ROS_MODULES = {'rclpy', 'sensor_msgs', 'std_msgs', 'diagnostic_msgs', 'ament_index_python',
                'launch', 'launch_ros', 'rosbags', 'builtin_interfaces', 'rcl_interfaces'}
 # Layers 1-3 (model, engine, class sets) know nothing of ROS (DESIGN.md).

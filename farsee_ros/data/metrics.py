@@ -1,0 +1,91 @@
+# Copyright 2026 The farsee_ros Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""Confusion matrix, per-class IoU, mIoU and pixel accuracy over full-resolution labels."""
+
+from typing import Dict, List, Optional, Sequence
+
+import torch
+
+
+class ConfusionMatrix:
+    """
+    An NxN count matrix: rows are ground-truth classes, columns predicted classes.
+
+    Pixels whose ground truth is the ignore id are not counted; any other ground-truth value
+    outside 0..N-1, or a prediction outside it, is an error.
+    """
+
+    def __init__(self, num_classes: int, ignore_index: Optional[int]):
+        self.num_classes = int(num_classes)
+        self.ignore_index = ignore_index
+        self.matrix = torch.zeros((self.num_classes, self.num_classes), dtype=torch.int64)
+
+    def update(self, prediction: torch.Tensor, target: torch.Tensor) -> None:
+        """Count a prediction against its target (same shape, integer class ids)."""
+        if prediction.shape != target.shape:
+            raise ValueError(f'prediction shape {tuple(prediction.shape)} differs from the '
+                             f'target shape {tuple(target.shape)}')
+        target = target.reshape(-1).long()
+        prediction = prediction.reshape(-1).long()
+        if self.ignore_index is not None:
+            keep = target != self.ignore_index
+            target, prediction = target[keep], prediction[keep]
+        n = self.num_classes
+        if target.numel():
+            if int(target.min()) < 0 or int(target.max()) >= n:
+                bad = target[(target < 0) | (target >= n)][0].item()
+                raise ValueError(f'label value {bad} is not a class id 0..{n - 1} or the ignore '
+                                 f'id {self.ignore_index}')
+            if int(prediction.min()) < 0 or int(prediction.max()) >= n:
+                raise ValueError(f'predicted class outside 0..{n - 1}')
+        counts = torch.bincount(target * n + prediction, minlength=n * n)
+        self.matrix += counts.reshape(n, n).to(self.matrix.device, torch.int64)
+
+    def merge(self, other: 'ConfusionMatrix') -> None:
+        self.matrix += other.matrix
+
+    def all_reduce(self) -> None:
+        """Sum the matrix over the processes of a torch.distributed group."""
+        import torch.distributed as dist
+        if dist.is_available() and dist.is_initialized():
+            backend = dist.get_backend()
+            tensor = self.matrix.cuda() if backend == 'nccl' else self.matrix.clone()
+            dist.all_reduce(tensor)
+            self.matrix = tensor.cpu()
+
+    def iou(self) -> List[Optional[float]]:
+        """Per-class IoU = TP / (TP + FP + FN); None for a class absent from both."""
+        m = self.matrix.double()
+        tp = m.diag()
+        union = m.sum(0) + m.sum(1) - tp
+        return [float(tp[i] / union[i]) if union[i] > 0 else None for i in range(len(tp))]
+
+    def miou(self) -> Optional[float]:
+        """Mean IoU over the classes present in the ground truth or the predictions."""
+        values = [v for v in self.iou() if v is not None]
+        return sum(values) / len(values) if values else None
+
+    def pixel_accuracy(self) -> Optional[float]:
+        total = int(self.matrix.sum())
+        return int(self.matrix.diag().sum()) / total if total else None
+
+    def summary(self, class_names: Sequence[str]) -> Dict[str, object]:
+        """Return miou, per_class_iou (by name), pixel_accuracy and the matrix as lists."""
+        return {
+            'miou': self.miou(),
+            'per_class_iou': dict(zip(class_names, self.iou())),
+            'pixel_accuracy': self.pixel_accuracy(),
+            'confusion_matrix': self.matrix.tolist(),
+        }

@@ -1,0 +1,98 @@
+# Copyright 2026 The farsee_ros Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+
+"""`farsee-ros evaluate`: the engine's labels scored against the dataset at full resolution."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from farsee_ros.cli import main
+from farsee_ros.data.datasets import build_dataset
+from farsee_ros.segmenter import Segmenter
+
+
+def _independent_scores(checkpoint, root, split):
+    """Compute per-class IoU and pixel accuracy with numpy from the engine's labels."""
+    segmenter = Segmenter.from_checkpoint(checkpoint, device='cpu')
+    data = build_dataset('camvid', root, split)
+    inter, union = np.zeros(11), np.zeros(11)
+    correct = total = 0
+    for index in range(len(data)):
+        image, label = data.load(index)
+        frame = np.ascontiguousarray(image.permute(1, 2, 0).numpy())
+        prediction = segmenter.segment(frame, overlay=False).labels
+        truth = label.numpy()
+        keep = truth != 11
+        for c in range(11):
+            p, t = (prediction == c) & keep, (truth == c) & keep
+            inter[c] += np.sum(p & t)
+            union[c] += np.sum(p | t)
+        correct += np.sum((prediction == truth) & keep)
+        total += np.sum(keep)
+    ious = [i / u if u else None for i, u in zip(inter, union)]
+    present = [v for v in ious if v is not None]
+    return ious, sum(present) / len(present), correct / total
+
+
+def test_report_matches_an_independent_computation(small_checkpoint, camvid_root, tmp_path,
+                                                   capsys):
+    report_path = str(tmp_path / 'reports' / 'val.json')
+    assert main(['evaluate', '--model', small_checkpoint, '--dataset', 'camvid', '--root',
+                 camvid_root, '--split', 'val', '--device', 'cpu',
+                 '--report', report_path]) == 0
+    printed = capsys.readouterr().out
+    with open(report_path) as f:
+        report = json.load(f)
+    for key in ('miou', 'per_class_iou', 'pixel_accuracy', 'input_size', 'model'):
+        assert key in report, key
+    assert report['input_size'] == [128, 192]
+    assert report['model']['variant'] == 'farseenet' and len(report['model']['sha256']) == 64
+    assert report['images'] == 4
+    ious, miou, accuracy = _independent_scores(small_checkpoint, camvid_root, 'val')
+    assert report['miou'] == pytest.approx(miou, abs=1e-12)
+    assert report['pixel_accuracy'] == pytest.approx(accuracy, abs=1e-12)
+    assert list(report['per_class_iou'].values()) == pytest.approx(ious, abs=1e-12)
+    assert f'mIoU: {miou:.4f}' in printed.splitlines()
+    matrix = np.array(report['confusion_matrix'])
+    assert matrix.shape == (11, 11) and matrix.sum() == 4 * 46 * 64   # 2 ignore rows each
+    for suffix in ('_per_class_iou.png', '_confusion.png'):
+        assert os.path.getsize(str(tmp_path / 'reports' / 'val') + suffix) > 1000
+
+
+def test_input_size_override_is_reported(small_checkpoint, camvid_root, tmp_path):
+    report_path = str(tmp_path / 'r.json')
+    assert main(['evaluate', '--model', small_checkpoint, '--dataset', 'camvid', '--root',
+                 camvid_root, '--split', 'val', '--device', 'cpu', '--input-size', '64', '96',
+                 '--limit', '2', '--report', report_path]) == 0
+    with open(report_path) as f:
+        report = json.load(f)
+    assert report['input_size'] == [64, 96] and report['images'] == 2
+
+
+def test_class_set_mismatch_is_a_clear_error(small_checkpoint, tmp_path, capsys):
+    from conftest import write_labelled_scenes
+    from farsee_ros.classes import CITYSCAPES
+    root = tmp_path / 'cs'
+    write_labelled_scenes(root / 'images', root / 'labels', 1, classes=CITYSCAPES)
+    assert main(['evaluate', '--model', small_checkpoint, '--dataset', 'folders', '--root',
+                 str(root), '--split', '', '--classes', 'cityscapes', '--device', 'cpu']) == 2
+    err = capsys.readouterr().err
+    assert 'the model predicts 11 classes' in err and "class set 'cityscapes'" in err
+    assert main(['evaluate', '--model', small_checkpoint, '--dataset', 'camvid', '--root',
+                 str(tmp_path / 'missing'), '--device', 'cpu']) == 2
+    assert 'is not a directory' in capsys.readouterr().err

@@ -1,0 +1,152 @@
+# Copyright 2026 The farsee_ros Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+
+"""`farsee-ros train`: the loss falls, --resume continues exactly, DDP over gloo runs."""
+
+import csv
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from farsee_ros.cli import main
+from farsee_ros.data.datasets import build_dataset
+from farsee_ros.model.checkpoint import load_checkpoint
+from farsee_ros.train import default_input_size, lr_at, median_frequency_weights
+
+FAST = ['--dataset', 'camvid', '--input-size', '64', '64', '--crop', '48', '64',
+        '--batch-size', '4', '--workers', '0', '--lr', '0.05']
+
+
+def _rows(out):
+    with open(os.path.join(out, 'metrics.csv')) as f:
+        return list(csv.DictReader(f))
+
+
+def test_short_run_lowers_the_loss_and_writes_its_outputs(camvid_root, tmp_path, capsys):
+    out = str(tmp_path / 'run')
+    assert main(['train', '--root', camvid_root, '--out', out, '--epochs', '8',
+                 '--scale', '1', '1', '--degrees', '0', *FAST]) == 0
+    rows = _rows(out)
+    assert [int(r['epoch']) for r in rows] == list(range(1, 9))
+    losses = [float(r['train_loss']) for r in rows]
+    assert losses[-1] < 0.7 * losses[0], losses
+    for name in ('last.pt', 'best.pt', 'metrics.csv', 'training.png', 'config.json'):
+        assert os.path.getsize(os.path.join(out, name)) > 0, name
+    model, metadata = load_checkpoint(os.path.join(out, 'best.pt'))
+    assert metadata['input_size'] == [64, 64] and metadata['dataset'] == 'camvid/train'
+    assert metadata['metrics']['val_miou'] == max(float(r['val_miou']) for r in rows)
+    assert metadata['training']['lr'] == 0.05 and metadata['backbone_init'] == 'none'
+    printed = capsys.readouterr().out
+    assert 'epoch 8/8 loss' in printed and 'best val mIoU' in printed
+    # A finished run is not silently overwritten.
+    assert main(['train', '--root', camvid_root, '--out', out, '--epochs', '8', *FAST]) == 2
+    assert 'pass --resume' in capsys.readouterr().err
+
+
+def test_resume_continues_exactly(camvid_root, tmp_path, capsys):
+    straight, pieces = str(tmp_path / 'straight'), str(tmp_path / 'pieces')
+    common = ['--root', camvid_root, '--epochs', '3', '--schedule', 'poly',
+              '--warmup-epochs', '1', *FAST]
+    assert main(['train', '--out', straight, *common]) == 0
+    assert main(['train', '--out', pieces, '--stop-after', '1', *common]) == 0
+    assert 'stopped after epoch 1/3' in capsys.readouterr().out
+    assert [r['epoch'] for r in _rows(pieces)] == ['1']
+    assert main(['train', '--out', pieces, '--resume', '--stop-after', '1', *common]) == 0
+    assert main(['train', '--out', pieces, '--resume', *common]) == 0
+    assert 'resuming' in capsys.readouterr().out
+    a = torch.load(os.path.join(straight, 'last.pt'), weights_only=True)
+    b = torch.load(os.path.join(pieces, 'last.pt'), weights_only=True)
+    assert a['epoch'] == b['epoch'] == 3
+    for key, value in a['model'].items():
+        assert torch.equal(value, b['model'][key]), key
+    assert [r['train_loss'] for r in _rows(straight)] == [r['train_loss'] for r in _rows(pieces)]
+    # A changed recipe cannot resume.
+    assert main(['train', '--out', pieces, '--resume', *common[:-2], '--lr', '0.01']) == 2
+    assert "lr: 0.05 -> 0.01" in capsys.readouterr().err
+
+
+def test_resume_without_a_state_says_so(camvid_root, tmp_path, capsys):
+    assert main(['train', '--root', camvid_root, '--out', str(tmp_path), '--resume',
+                 *FAST]) == 2
+    assert 'no training state' in capsys.readouterr().err
+
+
+def test_schedules_and_defaults():
+    config = {'lr': 0.1, 'schedule': 'step', 'gamma': 0.9, 'step_size': 50, 'epochs': 400,
+              'poly_power': 0.9, 'warmup_epochs': 0}
+    assert lr_at(config, 0, 0, 10) == 0.1
+    assert lr_at(config, 49, 9, 10) == 0.1
+    assert lr_at(config, 50, 0, 10) == pytest.approx(0.09)
+    assert lr_at(config, 399, 0, 10) == pytest.approx(0.1 * 0.9 ** 7)
+    poly = dict(config, schedule='poly', epochs=10, warmup_epochs=1)
+    assert lr_at(poly, 0, 0, 10) == pytest.approx(0.1 * 0.1 * (1 - 0.0) ** 0.9)
+    assert lr_at(poly, 5, 0, 10) == pytest.approx(0.1 * 0.5 ** 0.9)
+    assert default_input_size((360, 480)) == [192, 256]
+    assert default_input_size((1024, 2048)) == [512, 1024]
+
+
+def test_median_frequency_weights_by_hand(tmp_path):
+    from conftest import write_labelled_scenes
+    labels = write_labelled_scenes(tmp_path / 'train', tmp_path / 'trainannot', 3, seed=5)
+    data = build_dataset('camvid', str(tmp_path), 'train')
+    weights = median_frequency_weights(data)
+    freq = []
+    for c in range(11):
+        pixels = sum(int((label == c).sum()) for label in labels)
+        present = sum(label.size for label in labels if (label == c).any())
+        freq.append(pixels / present if present else float('nan'))
+    known = sorted(f for f in freq if f == f)
+    median = (known[len(known) // 2] if len(known) % 2
+              else (known[len(known) // 2 - 1] + known[len(known) // 2]) / 2)
+    for c in range(11):
+        expected = median / freq[c] if freq[c] == freq[c] else 0.0
+        # torch's nanmedian takes the lower middle value for an even count
+        assert weights[c] == pytest.approx(expected) or len(known) % 2 == 0
+    assert all(w >= 0 for w in weights)
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.timeout(300)
+def test_ddp_two_cpu_processes_with_gloo(camvid_root, tmp_path):
+    out = str(tmp_path / 'ddp')
+    env = dict(os.environ, FARSEE_DDP_BACKEND='gloo', OMP_NUM_THREADS='1',
+               CUDA_VISIBLE_DEVICES='')
+    command = [sys.executable, '-m', 'torch.distributed.run', '--nnodes', '1',
+               '--nproc-per-node', '2', '--master-addr', '127.0.0.1',
+               '--master-port', str(_free_port()), '-m', 'farsee_ros.train',
+               '--root', camvid_root, '--out', out, '--epochs', '2', '--device', 'cpu',
+               *FAST]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=280)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    with open(os.path.join(out, 'config.json')) as f:
+        assert json.load(f)['world_size'] == 2
+    rows = _rows(out)
+    assert [r['epoch'] for r in rows] == ['1', '2']
+    # Validation shards the images over both ranks and sums their confusion matrices:
+    # the pixel count is the whole split's labelled pixels.
+    val = build_dataset('camvid', camvid_root, 'val')
+    labelled = sum(int((val.load(i)[1] != 11).sum()) for i in range(len(val)))
+    assert int(rows[-1]['val_pixels']) == labelled
+    assert result.stdout.count('epoch 2/2 loss') == 1   # only rank 0 reports
