@@ -66,7 +66,8 @@ def _untrained_checkpoint(folder: str) -> str:
     return path
 
 
-def run(args: argparse.Namespace) -> int:
+def measure(args: argparse.Namespace) -> Dict[str, Any]:
+    """Start segment_node, send the frames, and return the summarised measurements."""
     # An own domain isolates the run; discovery stays at the ROS default (SUBNET) because
     # LOCALHOST makes rmw_fastrtps ignore FASTDDS_BUILTIN_TRANSPORTS (docs/qos.md).
     os.environ.setdefault('ROS_DOMAIN_ID', str(random.SystemRandom().randint(1, 100)))
@@ -110,6 +111,12 @@ def run(args: argparse.Namespace) -> int:
         finally:
             client.close()
             node.stop()
+    return results
+
+
+def run(args: argparse.Namespace) -> int:
+    """Measure, print the tables and write the JSON report."""
+    results = measure(args)
     _print(results)
     if args.report:
         with open(args.report, 'w') as f:

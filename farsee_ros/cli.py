@@ -37,6 +37,20 @@ def _export(args: argparse.Namespace) -> int:
                                  dataset='untrained')
     input_size = args.input_size or metadata['input_size']
     output_size = args.output_size or input_size
+    if args.format == 'fp16-checkpoint':   # the project's checkpoint, weights stored in fp16
+        import os
+        import torch
+        from .model.checkpoint import save_checkpoint
+        save_checkpoint(args.out, model, metadata, half=True)
+        half, _ = load_checkpoint(args.out)
+        x = torch.randn(1, 3, *input_size)
+        with torch.inference_mode():
+            ref, out = model.eval()(x), half.eval()(x)
+        error = float((out - ref).norm() / ref.norm())
+        agree = float((out.argmax(1) == ref.argmax(1)).float().mean())
+        print(f'wrote {args.out} (fp16 weights, {os.path.getsize(args.out) / 2**20:.1f} MiB); '
+              f'vs fp32 logits: relative error {error:.1e}, argmax agreement {agree:.4%}')
+        return 0
     error = export(model, args.format, args.out, input_size, output_size, metadata)
     print(f'wrote {args.out} ({args.format}, input 1x3x{input_size[0]}x{input_size[1]}, '
           f'output {output_size[0]}x{output_size[1]}); parity with eager: relative error '
@@ -87,6 +101,11 @@ def _replay(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from .bench import run
+    return run(args)
+
+
 def _qos_matrix(args: argparse.Namespace) -> int:
     from .qos_matrix import run
     return run(args)
@@ -109,7 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument('--variant', default='farseenet', choices=list(VARIANTS),
                      help='without --model: export an untrained network of this variant')
     exp.add_argument('--classes', default='camvid', help='without --model: class set')
-    exp.add_argument('--format', required=True, choices=['torchscript', 'onnx'])
+    exp.add_argument('--format', required=True,
+                     choices=['torchscript', 'onnx', 'fp16-checkpoint'])
     exp.add_argument('--out', required=True, help='output file')
     exp.add_argument('--input-size', type=int, nargs=2, metavar=('H', 'W'))
     exp.add_argument('--output-size', type=int, nargs=2, metavar=('H', 'W'),
@@ -124,6 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
     cx.add_argument('--num-classes', type=int, default=19)
     cx.add_argument('--input-size', type=int, nargs=2, default=[512, 768], metavar=('H', 'W'))
     cx.set_defaults(func=_complexity)
+    bench_models = sub.add_parser('bench', help='model-only latency of FarSee-Net and peers, '
+                                  'and the node end to end')
+    from .bench import add_arguments as add_bench_model_arguments
+    add_bench_model_arguments(bench_models)
+    bench_models.set_defaults(func=_bench)
+
     bench = sub.add_parser('bench-node', help="segment_node's latency and overhead through DDS")
     from .bench_node import add_arguments as add_bench_arguments
     add_bench_arguments(bench)
