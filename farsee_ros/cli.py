@@ -41,6 +41,11 @@ def _export(args: argparse.Namespace) -> int:
         import os
         import torch
         from .model.checkpoint import save_checkpoint
+        if args.input_size and list(args.input_size) != list(metadata['input_size']):
+            # Deploy at another input size (e.g. one chosen on the validation split).
+            metadata = dict(metadata, input_size=list(args.input_size),
+                            trained_input_size=metadata.get('trained_input_size',
+                                                            metadata['input_size']))
         save_checkpoint(args.out, model, metadata, half=True)
         half, _ = load_checkpoint(args.out)
         x = torch.randn(1, 3, *input_size)
