@@ -61,3 +61,23 @@ def test_unknown_format(small_checkpoint, tmp_path):
     model, metadata = load_checkpoint(small_checkpoint)
     with pytest.raises(ValueError, match="unknown export format 'tflite'.*torchscript, onnx"):
         export(model, 'tflite', str(tmp_path / 'm'), [64, 96], [64, 96], metadata)
+
+
+def test_fp16_checkpoint_export_keeps_labels_and_records_sizes(small_checkpoint, tmp_path,
+                                                               capsys):
+    from farsee_ros.cli import main
+    from farsee_ros.model.checkpoint import load_checkpoint, read_checkpoint
+    out = str(tmp_path / 'half.pt')
+    assert main(['export', '--model', small_checkpoint, '--format', 'fp16-checkpoint',
+                 '--input-size', '96', '128', '--out', out]) == 0
+    assert 'fp16 weights' in capsys.readouterr().out
+    state, metadata = read_checkpoint(out)
+    assert metadata['weights_dtype'] == 'float16'
+    assert metadata['input_size'] == [96, 128] and metadata['trained_input_size'] == [128, 192]
+    assert all(v.dtype == torch.float16 for v in state.values() if v.is_floating_point())
+    model, _ = load_checkpoint(out)
+    reference, _ = load_checkpoint(small_checkpoint)
+    x = torch.randn(1, 3, 96, 128)
+    with torch.inference_mode():
+        agree = (model.eval()(x).argmax(1) == reference.eval()(x).argmax(1)).float().mean()
+    assert agree > 0.99
