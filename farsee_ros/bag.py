@@ -21,9 +21,8 @@ so `ros2 bag info|play`, rviz2 and Foxglove open them. No ROS imports here.
 
 import argparse
 import os
-import sys
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
@@ -190,7 +189,7 @@ def bag_topics(path: str) -> List[Tuple[str, str, int]]:
         return [(c.topic, c.msgtype, c.msgcount) for c in reader.connections]
 
 
-def add_make_bag_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the make-bag command's options to `parser`."""
     from .data.datasets import DATASETS
     parser.add_argument('--dataset', required=True, choices=DATASETS)
@@ -209,7 +208,7 @@ def add_make_bag_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--limit', type=int, default=0, help='first N frames only')
 
 
-def run_make_bag(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     """Write the bag and print what it holds."""
     from .data.datasets import build_dataset
     dataset = build_dataset(args.dataset, args.root, args.split, classes=args.classes)
@@ -220,17 +219,3 @@ def run_make_bag(args: argparse.Namespace) -> int:
     for topic, msgtype, messages in bag_topics(args.out):
         print(f'  {topic}  {msgtype}  {messages} messages')
     return 0
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog='farsee-ros make-bag')
-    add_make_bag_arguments(parser)
-    try:
-        return run_make_bag(parser.parse_args(argv))
-    except ValueError as exc:
-        print(f'farsee-ros make-bag: error: {exc}', file=sys.stderr)
-        return 2
-
-
-if __name__ == '__main__':
-    sys.exit(main())

@@ -29,9 +29,8 @@ import argparse
 import json
 import platform
 import statistics
-import sys
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Sequence, Tuple
 
 import torch
 
@@ -281,17 +280,3 @@ def run(args: argparse.Namespace) -> int:
             f.write(table + '\n')
         print(f'wrote {args.report} and {md}')
     return 0
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog='farsee-ros bench', description=__doc__)
-    add_arguments(parser)
-    try:
-        return run(parser.parse_args(argv))
-    except ValueError as exc:
-        print(f'farsee-ros bench: error: {exc}', file=sys.stderr)
-        return 2
-
-
-if __name__ == '__main__':
-    sys.exit(main())

@@ -173,9 +173,3 @@ def _print(results: Dict[str, Any]) -> None:
                 'subscriber_latency_minus_inference_ms'):
         v = results[key]
         print(f"| {key} | {v['p50']:.1f} | {v['p95']:.1f} | {v['p99']:.1f} | {v['max']:.1f} |")
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog='farsee-ros bench-node', description=__doc__)
-    add_arguments(parser)
-    return run(parser.parse_args(argv))

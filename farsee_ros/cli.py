@@ -76,57 +76,30 @@ def _complexity(args: argparse.Namespace) -> int:
     return 0
 
 
-def _demo(args: argparse.Namespace) -> int:
-    from .demo import run
-    return run(args)
-
-
-def _bench_node(args: argparse.Namespace) -> int:
-    from .bench_node import run
-    return run(args)
-
-
-def _train(args: argparse.Namespace) -> int:
-    from .train import run
-    return run(args)
-
-
-def _evaluate(args: argparse.Namespace) -> int:
-    from .evaluate import run
-    return run(args)
-
-
-def _make_bag(args: argparse.Namespace) -> int:
-    from .bag import run_make_bag
-    return run_make_bag(args)
-
-
-def _replay(args: argparse.Namespace) -> int:
-    from .replay import run
-    return run(args)
-
-
-def _bench(args: argparse.Namespace) -> int:
-    from .bench import run
-    return run(args)
-
-
-def _qos_matrix(args: argparse.Namespace) -> int:
-    from .qos_matrix import run
-    return run(args)
+# Tools in their own modules, each with add_arguments(parser) and run(args) -> exit code;
+# imported when the parser is built.
+TOOLS = (
+    ('demo', 'demo', 'segment one frame and write an overlay image'),
+    ('bench', 'bench', 'model-only latency of FarSee-Net and peers, and the node end to end'),
+    ('bench-node', 'bench_node', "segment_node's latency and overhead through DDS"),
+    ('train', 'train', "train a network with the paper's recipe (torchrun for several GPUs)"),
+    ('evaluate', 'evaluate', 'mIoU, per-class IoU and pixel accuracy of a checkpoint on a '
+     'dataset split'),
+    ('make-bag', 'bag', 'write a rosbag2 of frames and ground-truth labels from a dataset split'),
+    ('replay', 'replay', 'replay a rosbag2 through segment_node: latency, drops and mIoU'),
+    ('qos-matrix', 'qos_matrix', 'measure image delivery over DDS by QoS, depth and transport '
+     '(docs/qos.md)'),
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .demo import add_arguments as add_demo_arguments
+    import importlib
+
     from .model.network import VARIANTS
 
     parser = argparse.ArgumentParser(prog='farsee-ros', description=__doc__)
     parser.add_argument('--version', action='version', version=f'farsee_ros {__version__}')
     sub = parser.add_subparsers(dest='command', metavar='COMMAND', required=True)
-
-    demo = sub.add_parser('demo', help='segment one frame and write an overlay image')
-    add_demo_arguments(demo)
-    demo.set_defaults(func=_demo)
 
     exp = sub.add_parser('export', help='export a model to TorchScript or ONNX, parity-checked')
     exp.add_argument('--model', help='checkpoint to export')
@@ -149,46 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
     cx.add_argument('--num-classes', type=int, default=19)
     cx.add_argument('--input-size', type=int, nargs=2, default=[512, 768], metavar=('H', 'W'))
     cx.set_defaults(func=_complexity)
-    bench_models = sub.add_parser('bench', help='model-only latency of FarSee-Net and peers, '
-                                  'and the node end to end')
-    from .bench import add_arguments as add_bench_model_arguments
-    add_bench_model_arguments(bench_models)
-    bench_models.set_defaults(func=_bench)
 
-    bench = sub.add_parser('bench-node', help="segment_node's latency and overhead through DDS")
-    from .bench_node import add_arguments as add_bench_arguments
-    add_bench_arguments(bench)
-    bench.set_defaults(func=_bench_node)
-
-    train = sub.add_parser('train', help="train a network with the paper's recipe "
-                           '(torchrun for several GPUs)')
-    from .train import add_arguments as add_train_arguments
-    add_train_arguments(train)
-    train.set_defaults(func=_train)
-
-    evaluate = sub.add_parser('evaluate', help='mIoU, per-class IoU and pixel accuracy of a '
-                              'checkpoint on a dataset split')
-    from .evaluate import add_arguments as add_evaluate_arguments
-    add_evaluate_arguments(evaluate)
-    evaluate.set_defaults(func=_evaluate)
-
-    make_bag = sub.add_parser('make-bag', help='write a rosbag2 of frames and ground-truth '
-                              'labels from a dataset split')
-    from .bag import add_make_bag_arguments
-    add_make_bag_arguments(make_bag)
-    make_bag.set_defaults(func=_make_bag)
-
-    replay = sub.add_parser('replay', help='replay a rosbag2 through segment_node: latency, '
-                            'drops and mIoU')
-    from .replay import add_arguments as add_replay_arguments
-    add_replay_arguments(replay)
-    replay.set_defaults(func=_replay)
-
-    qos = sub.add_parser('qos-matrix', help='measure image delivery over DDS by QoS, depth and '
-                         'transport (docs/qos.md)')
-    from .qos_matrix import add_arguments as add_qos_arguments
-    add_qos_arguments(qos)
-    qos.set_defaults(func=_qos_matrix)
+    for name, module_name, help_text in TOOLS:
+        module = importlib.import_module(f'.{module_name}', __package__)
+        tool = sub.add_parser(name, help=help_text)
+        module.add_arguments(tool)
+        tool.set_defaults(func=module.run)
     return parser
 
 

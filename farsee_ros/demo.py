@@ -76,12 +76,6 @@ def colorize(labels: np.ndarray, palette) -> np.ndarray:
     return np.asarray(palette, np.uint8)[labels]
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog='farsee-ros demo', description=__doc__)
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--image', help='an image file to segment (default: a synthetic frame)')
     parser.add_argument('--model', help='checkpoint (default: the installed default model)')

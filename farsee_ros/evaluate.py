@@ -24,8 +24,7 @@ import argparse
 import hashlib
 import json
 import os
-import sys
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, Sequence
 
 import numpy as np
 import torch
@@ -175,17 +174,3 @@ def run(args: argparse.Namespace) -> int:
         figures = write_figures(report, os.path.splitext(args.report)[0])
         print(f'report: {args.report} ({", ".join(figures)})')
     return 0
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog='farsee-ros evaluate', description=__doc__)
-    add_arguments(parser)
-    try:
-        return run(parser.parse_args(argv))
-    except ValueError as exc:
-        print(f'farsee-ros evaluate: error: {exc}', file=sys.stderr)
-        return 2
-
-
-if __name__ == '__main__':
-    sys.exit(main())

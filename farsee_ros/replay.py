@@ -27,7 +27,6 @@ import argparse
 import json
 import os
 import random
-import sys
 import tempfile
 import time
 from typing import Any, Dict, List, Optional, Sequence
@@ -313,17 +312,3 @@ def write_out_bag(path: str, image_topic: str, prefix: str, published, labels, o
                 writer.topic(topic, msgtype)
                 for received_ns, msg in messages:
                     writer.write_cdr(topic, received_ns, serialize_message(msg))
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog='farsee-ros replay', description=__doc__)
-    add_arguments(parser)
-    try:
-        return run(parser.parse_args(argv))
-    except ValueError as exc:
-        print(f'farsee-ros replay: error: {exc}', file=sys.stderr)
-        return 2
-
-
-if __name__ == '__main__':
-    sys.exit(main())

@@ -464,15 +464,9 @@ def _train(args, rank: int, world: int, local_rank: int, started: float) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Entry point for `python -m farsee_ros.train` (torchrun uses this)."""
-    parser = argparse.ArgumentParser(prog='farsee-ros train', description=__doc__)
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except ValueError as exc:
-        print(f'farsee-ros train: error: {exc}', file=sys.stderr)
-        return 2
+    """Entry point for `python -m farsee_ros.train` (what torchrun starts): `farsee-ros train`."""
+    from .cli import main as cli_main
+    return cli_main(['train', *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == '__main__':
