@@ -15,7 +15,7 @@
 """Built-in class sets: names, colour palettes and the ignore id of each dataset."""
 
 from dataclasses import dataclass
-from typing import Dict, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 
 @dataclass(frozen=True)
@@ -74,3 +74,13 @@ def get_class_set(name: str) -> ClassSet:
     except KeyError:
         raise ValueError(
             f'unknown class set {name!r}; accepted: {", ".join(sorted(CLASS_SETS))}') from None
+
+
+def class_set_of(metadata: Mapping[str, Any]) -> ClassSet:
+    """Return the built-in class set a checkpoint's metadata predicts, else one built from it."""
+    names = list(metadata['class_names'])
+    for candidate in CLASS_SETS.values():
+        if list(candidate.class_names) == names:
+            return candidate
+    return ClassSet('model', tuple(names), tuple(tuple(c) for c in metadata['palette']),
+                    metadata['ignore_index'])

@@ -29,6 +29,7 @@ from typing import Any, Dict, Sequence
 import numpy as np
 import torch
 
+from .classes import class_set_of, CLASS_SETS
 from .data.datasets import build_dataset, DATASETS, SegmentationDataset
 from .data.metrics import ConfusionMatrix
 from .segmenter import Segmenter
@@ -150,10 +151,10 @@ def run(args: argparse.Namespace) -> int:
     segmenter = Segmenter.from_checkpoint(args.model, device=args.device,
                                           precision=args.precision, input_size=args.input_size)
     classes = args.classes
-    if args.dataset == 'folders' and classes is None:
-        classes = segmenter.metadata.get('dataset', 'camvid').split('/')[0]
-        classes = classes if classes in ('camvid', 'cityscapes') else 'camvid'
-    dataset = build_dataset(args.dataset, args.root, args.split, classes=classes or 'camvid')
+    if classes is None:   # a 'folders' dataset's labels: the model's class set if built in
+        classes = class_set_of(segmenter.metadata).name
+        classes = classes if classes in CLASS_SETS else 'camvid'
+    dataset = build_dataset(args.dataset, args.root, args.split, classes=classes)
     confusion = evaluate(segmenter, dataset, limit=args.limit)
     images = min(len(dataset), args.limit) if args.limit else len(dataset)
     report = report_dict(confusion, segmenter.class_names, model_path=args.model,

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from .bag import BagWriter, IMAGE_TYPE, read_images
-from .classes import CAMVID, CLASS_SETS, ClassSet, get_class_set
+from .classes import CAMVID, class_set_of, ClassSet, get_class_set
 from .data.metrics import ConfusionMatrix
 from .model.checkpoint import read_checkpoint
 from .resources import existing_default_model
@@ -223,12 +223,7 @@ def ground_truth_classes(name: Optional[str], model: Optional[str]) -> ClassSet:
         return get_class_set(name)
     path = model or existing_default_model()
     if path:
-        _, metadata = read_checkpoint(path)
-        for candidate in CLASS_SETS.values():
-            if list(candidate.class_names) == list(metadata['class_names']):
-                return candidate
-        return ClassSet('model', tuple(metadata['class_names']),
-                        tuple(tuple(c) for c in metadata['palette']), metadata['ignore_index'])
+        return class_set_of(read_checkpoint(path)[1])
     return CAMVID
 
 

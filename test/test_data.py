@@ -208,3 +208,12 @@ def test_confusion_matrix_accumulates_over_updates():
         tp = np.sum((prediction == c) & (target == c))
         union = np.sum((prediction == c) | (target == c))
         assert whole.iou()[c] == pytest.approx(tp / union)
+
+
+def test_class_set_of_a_checkpoint():
+    from farsee_ros.classes import class_set_of
+    assert class_set_of({'class_names': list(CAMVID.class_names)}) is CAMVID
+    custom = class_set_of({'class_names': ['ground', 'obstacle'],
+                           'palette': [[0, 255, 0], [255, 0, 0]], 'ignore_index': 255})
+    assert custom.name == 'model' and custom.class_names == ('ground', 'obstacle')
+    assert custom.palette == ((0, 255, 0), (255, 0, 0)) and custom.ignore_index == 255
