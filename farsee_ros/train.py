@@ -400,13 +400,13 @@ def _train(args, rank: int, world: int, local_rank: int, started: float) -> int:
                 logits = model(x, [labels.shape[1], labels.shape[2]])
             loss = F.cross_entropy(logits.float(), labels, weight=loss_weight,
                                    ignore_index=ignore)
+            if not torch.isfinite(loss):   # before the step, so the weights stay finite
+                raise TrainingError(f'the loss became {loss.item()} at epoch {epoch + 1} step '
+                                    f'{step + 1}; lower --lr or use --warmup-epochs')
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
-            if not torch.isfinite(loss):
-                raise TrainingError(f'the loss became {loss.item()} at epoch {epoch + 1} step '
-                                    f'{step + 1}; lower --lr or use --warmup-epochs')
             loss_sum += torch.stack([loss.detach().double() * len(images),
                                      torch.tensor(len(images), dtype=torch.float64,
                                                   device=device)])
