@@ -126,13 +126,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _summarise(client: Any, sent: List[int], args: argparse.Namespace) -> Dict[str, Any]:
-    from .node_harness import stamp_ns
+    from .node_harness import latency_stages, stamp_ns
     wanted = set(sent)
     stages: Dict[str, List[float]] = {k: [] for k in LATENCY_STAGES}
     inference_by_stamp = {}
     for _, msg in client.timed_messages('/farsee/latency'):
         stamp = stamp_ns(msg.header)
-        values = {kv.key[:-len('_ms')]: float(kv.value) for kv in msg.status[0].values}
+        values = latency_stages(msg)
         inference_by_stamp[stamp] = values['inference']
         if stamp in wanted:
             for key in LATENCY_STAGES:

@@ -42,6 +42,11 @@ def stamp_ns(header: Any) -> int:
     return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
 
 
+def latency_stages(msg: Any) -> Dict[str, float]:
+    """Return a ~/latency record's stage times in ms by stage name ('inference', ...)."""
+    return {kv.key[:-len('_ms')]: float(kv.value) for kv in msg.status[0].values}
+
+
 def image_message(pixels: np.ndarray, encoding: str, stamp_ns: int,
                   frame_id: str = 'camera') -> Image:
     """Build a sensor_msgs/Image from an array (no per-element copies)."""

@@ -230,7 +230,7 @@ def ground_truth_classes(name: Optional[str], model: Optional[str]) -> ClassSet:
 def summarise(sent: Dict[int, Dict[str, Any]], labels: List[Any], latency_msgs: List[Any],
               truth: Dict[int, np.ndarray], classes: ClassSet):
     """Join outputs to inputs by stamp; return the report and one row per frame sent."""
-    from .node_harness import stamp_ns
+    from .node_harness import latency_stages, stamp_ns
     received: Dict[int, Any] = {}
     for received_ns, msg in labels:
         stamp = stamp_ns(msg.header)
@@ -239,8 +239,8 @@ def summarise(sent: Dict[int, Dict[str, Any]], labels: List[Any], latency_msgs: 
     node_stages: Dict[str, List[float]] = {}
     for _, msg in latency_msgs:
         if stamp_ns(msg.header) in sent:
-            for kv in msg.status[0].values:
-                node_stages.setdefault(kv.key[:-len('_ms')], []).append(float(kv.value))
+            for stage, value in latency_stages(msg).items():
+                node_stages.setdefault(stage, []).append(value)
     confusion = ConfusionMatrix(classes.num_classes, classes.ignore_index)
     evaluated = 0
     rows = []
