@@ -79,7 +79,8 @@ def _complexity(args: argparse.Namespace) -> int:
 # Tools in their own modules, each with add_arguments(parser) and run(args) -> exit code;
 # imported when the parser is built.
 TOOLS = (
-    ('demo', 'demo', 'segment one frame and write an overlay image'),
+    ('demo', 'demo', 'a street sequence through segment_node over ROS topics: overlay GIF, '
+     'mosaic, latency plot, summary'),
     ('bench', 'bench', 'model-only latency of FarSee-Net and peers, and the node end to end'),
     ('bench-node', 'bench_node', "segment_node's latency and overhead through DDS"),
     ('train', 'train', "train a network with the paper's recipe (torchrun for several GPUs)"),
@@ -101,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--version', action='version', version=f'farsee_ros {__version__}')
     sub = parser.add_subparsers(dest='command', metavar='COMMAND', required=True)
 
-    exp = sub.add_parser('export', help='export a model to TorchScript or ONNX, parity-checked')
+    exp = sub.add_parser('export', help='export a model to TorchScript, ONNX or an fp16 '
+                         'checkpoint, parity-checked')
     exp.add_argument('--model', help='checkpoint to export')
     exp.add_argument('--variant', default='farseenet', choices=list(VARIANTS),
                      help='without --model: export an untrained network of this variant')
@@ -129,6 +131,16 @@ def build_parser() -> argparse.ArgumentParser:
         module.add_arguments(tool)
         tool.set_defaults(func=module.run)
     return parser
+
+
+def commands_markdown() -> str:
+    """Return the README's table of subcommands, from the parser itself."""
+    sub = next(a for a in build_parser()._actions
+               if isinstance(a, argparse._SubParsersAction))
+    lines = ['| command | what it does |', '| --- | --- |']
+    for action in sub._choices_actions:
+        lines.append(f'| `farsee-ros {action.dest}` | {action.help} |')
+    return '\n'.join(lines)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -182,7 +182,7 @@ class SegmentNode(Node):
         depth = self.params['qos_depth']
         outputs = {'labels': (Image, depth), 'overlay': (Image, depth),
                    'latency': (DiagnosticArray, 10), 'camera_info': (CameraInfo, depth)}
-        assert set(outputs) == {name for name, _, _ in OUTPUT_TOPICS}
+        assert set(outputs) == {topic[0] for topic in OUTPUT_TOPICS}
         cameras = []
         for name, source in zip(camera_names(sources), sources):
             base = source.rstrip('/')

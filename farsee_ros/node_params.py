@@ -114,16 +114,17 @@ LATENCY_STAGES = ('decode', 'preprocess', 'inference', 'postprocess', 'publish',
 
 # Topics the node publishes, relative to the node (~/...): name, type, contents. With several
 # cameras each camera's outputs are under ~/<camera>/.
-OUTPUT_TOPICS: Tuple[Tuple[str, str, str], ...] = (
-    ('labels', 'sensor_msgs/Image', 'mono8 class ids at the input\'s height x width; the '
-     'input\'s header'),
-    ('overlay', 'sensor_msgs/Image', 'class colours blended over the frame, bgr8 for bgr8/bgra8 '
-     'input, else rgb8; input size and header; rendered only while subscribed'),
-    ('latency', 'diagnostic_msgs/DiagnosticArray', 'per frame, header = the frame\'s header; '
-     'decode, preprocess, inference, postprocess, publish, queue, processing and end-to-end '
-     '(now - stamp) times in ms'),
-    ('camera_info', 'sensor_msgs/CameraInfo', 'the camera\'s CameraInfo (sibling camera_info '
-     'topic) with the frame\'s header, when the camera publishes one'),
+# Output topics under ~/ (one camera) or ~/<camera>/: name, type, encoding, header, contents.
+OUTPUT_TOPICS: Tuple[Tuple[str, str, str, str, str], ...] = (
+    ('labels', 'sensor_msgs/Image', 'mono8', 'the input\'s', 'class ids (0 to N-1) at the '
+     'input\'s height x width'),
+    ('overlay', 'sensor_msgs/Image', 'bgr8 for bgr8/bgra8 input, else rgb8', 'the input\'s',
+     'class colours blended over the frame at its size; rendered only while subscribed'),
+    ('latency', 'diagnostic_msgs/DiagnosticArray', '-', 'the input\'s',
+     'per frame: decode, preprocess, inference, postprocess, publish, queue, processing and '
+     'end-to-end (now - stamp) times in ms'),
+    ('camera_info', 'sensor_msgs/CameraInfo', '-', 'the input\'s',
+     'the camera\'s CameraInfo (sibling camera_info topic), when the camera publishes one'),
 )
 RUNTIME_PARAMETERS = tuple(p.name for p in PARAMETERS if not p.read_only)
 
@@ -185,10 +186,12 @@ def parameters_markdown() -> str:
 
 def topics_markdown() -> str:
     """Return the README's output-topic table (single camera: /farsee/<name>)."""
-    lines = ['| topic | type | contents |', '| --- | --- | --- |']
-    for name, kind, contents in OUTPUT_TOPICS:
-        lines.append(f'| `/{NODE_NAME}/{name}` | `{kind}` | {contents} |')
-    lines.append('| `/diagnostics` | `diagnostic_msgs/DiagnosticArray` | every '
+    lines = ['| topic | type | encoding | header | contents |',
+             '| --- | --- | --- | --- | --- |']
+    for name, kind, encoding, header, contents in OUTPUT_TOPICS:
+        lines.append(f'| `/{NODE_NAME}/{name}` | `{kind}` | {encoding} | {header} | '
+                     f'{contents} |')
+    lines.append('| `/diagnostics` | `diagnostic_msgs/DiagnosticArray` | - | stamp = now | every '
                  '`diagnostics_period`: per camera latency p50/p95/max, input and output rates, '
                  'received/processed/dropped/invalid/error counts, QoS, device, precision, '
                  'model; WARN below `expected_rate_hz`, on invalid input or before the first '

@@ -29,12 +29,13 @@ import os
 import random
 import tempfile
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
-from .bag import BagWriter, IMAGE_TYPE, read_images
+from .bag import BagFrame, BagWriter, IMAGE_TYPE, read_images
 from .classes import CAMVID, class_set_of, ClassSet, get_class_set
 from .data.metrics import ConfusionMatrix
 from .model.checkpoint import read_checkpoint
@@ -77,7 +78,8 @@ def percentiles(values: Sequence[float]) -> Dict[str, Optional[float]]:
             'max': float(np.max(values)), 'mean': float(np.mean(values))}
 
 
-def plot_latency(rows: List[Dict[str, Any]], stem: str) -> List[str]:
+def plot_latency(rows: List[Dict[str, Any]], stem: str,
+                 title: str = 'farsee-ros replay: end-to-end latency per frame') -> List[str]:
     """Write <stem>_latency.png (over time, drops marked) and <stem>_latency_hist.png."""
     import matplotlib
     matplotlib.use('Agg')
@@ -94,7 +96,7 @@ def plot_latency(rows: List[Dict[str, Any]], stem: str) -> List[str]:
                    label=f'dropped ({len(lost)})')
     ax.set_xlabel('time since the first frame (s)')
     ax.set_ylabel('latency (ms): receive - stamp')
-    ax.set_title('farsee-ros replay: end-to-end latency per frame')
+    ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -118,8 +120,6 @@ def plot_latency(rows: List[Dict[str, Any]], stem: str) -> List[str]:
 
 def run(args: argparse.Namespace) -> int:
     """Replay the bag; print the summary; write the report, plots and output bag."""
-    from tqdm import tqdm
-
     frames = list(read_images(args.bag, args.image_topic))
     if args.limit:
         frames = frames[:args.limit]
@@ -133,80 +133,23 @@ def run(args: argparse.Namespace) -> int:
     if args.out_bag and os.path.exists(args.out_bag):
         raise ValueError(f'--out-bag {args.out_bag} exists; choose a new directory')
 
-    os.environ.setdefault('ROS_DOMAIN_ID', str(random.SystemRandom().randint(1, 100)))
-    from diagnostic_msgs.msg import DiagnosticArray
-    from rclpy.serialization import serialize_message
-    from sensor_msgs.msg import Image
-
-    from .node_harness import Client, image_message, NodeProcess, stamp_ns
-
-    prefix = f'/{args.node_name.strip("/")}'
-    with tempfile.TemporaryDirectory() as folder:
-        node = None
-        if not args.external:
-            params = {'device': args.device, 'image_topics': f'[{args.image_topic}]'}
-            if args.model:
-                params['model_path'] = os.path.abspath(args.model)
-            node = NodeProcess(folder, params, name='replay_node')
-        client = Client('farsee_replay')
-        try:
-            client.collect(Image, f'{prefix}/labels', depth=100)
-            client.collect(DiagnosticArray, f'{prefix}/latency', depth=100)
-            if args.out_bag:
-                client.collect(Image, f'{prefix}/overlay', depth=100)
-            camera = client.publisher(Image, args.image_topic, depth=10)
-            if not client.wait_for(lambda: camera.get_subscription_count() > 0, 180):
-                log = node.log()[-2000:] if node else ''
-                raise RuntimeError(f'no segment_node subscribed to {args.image_topic}\n{log}')
-            labels_ready = f'{prefix}/labels'
-            client.wait_for(lambda: client.node.count_publishers(labels_ready) > 0, 30)
-            time.sleep(1.0)   # let the output subscriptions match too
-
-            sent: Dict[int, Dict[str, Any]] = {}
-            published = []
-            origin = frames[0].stamp_ns
-            start = time.monotonic()
-            for index, frame in enumerate(tqdm(frames, desc='replay', unit='frame',
-                                               disable=None, leave=False)):
-                if args.rate:
-                    due = start + index / args.rate
-                elif not args.max_rate:
-                    due = start + (frame.stamp_ns - origin) / 1e9
-                else:
-                    due = time.monotonic()
-                time.sleep(max(0.0, due - time.monotonic()))
-                stamp = frame.stamp_ns if args.keep_stamps else client.now_ns()
-                msg = image_message(frame.pixels, frame.encoding, stamp, frame.frame_id)
-                sent_ns = client.now_ns()
-                camera.publish(msg)
-                sent[stamp] = {'index': index, 'sent_ns': sent_ns, 'bag_stamp': frame.stamp_ns}
-                if args.out_bag:
-                    published.append((sent_ns, serialize_message(msg)))
-                if args.max_rate:
-                    client.wait_for(lambda s=stamp: any(
-                        stamp_ns(m.header) == s for m in client.messages(labels_ready)[-5:]),
-                        30)
-            client.wait_for(lambda: len(client.messages(labels_ready)) >= len(sent),
-                            args.drain)
-            log = node.log() if node else ''
-        finally:
-            client.close()
-            if node:
-                node.stop()
-    labels = client.timed_messages(labels_ready)
-    latency_msgs = client.timed_messages(f'{prefix}/latency')
-    report, rows = summarise(sent, labels, latency_msgs, truth, classes)
+    playback = play(frames, args.image_topic, model=args.model, device=args.device,
+                    rate=args.rate, max_rate=args.max_rate, keep_stamps=args.keep_stamps,
+                    external=args.external, node_name=args.node_name,
+                    overlay=bool(args.out_bag), keep_inputs=bool(args.out_bag),
+                    drain=args.drain)
+    report, rows = summarise(playback.sent, playback.labels, playback.latency, truth,
+                             classes)
     report.update(bag=os.path.abspath(args.bag), image_topic=args.image_topic,
                   labels_topic=args.labels_topic, pacing=(
                       'max-rate' if args.max_rate else f'{args.rate:g} Hz' if args.rate
                       else 'bag timing'),
                   stamps='bag' if args.keep_stamps else 'publish time',
-                  node='external' if args.external else
-                  next((ln.strip() for ln in log.splitlines() if 'model ' in ln), 'started'))
+                  node=playback.node)
     print_summary(report)
     if args.out_bag:
-        write_out_bag(args.out_bag, args.image_topic, prefix, published,
-                      labels, client.timed_messages(f'{prefix}/overlay'), latency_msgs)
+        write_out_bag(args.out_bag, args.image_topic, playback.prefix, playback.published,
+                      playback.labels, playback.overlays, playback.latency)
         print(f'output bag: {args.out_bag}')
     if args.report:
         os.makedirs(os.path.dirname(os.path.abspath(args.report)), exist_ok=True)
@@ -215,6 +158,110 @@ def run(args: argparse.Namespace) -> int:
         plots = plot_latency(rows, os.path.splitext(args.report)[0])
         print(f'report: {args.report} ({", ".join(plots)})')
     return 0
+
+
+@dataclass
+class Playback:
+    """What one playback through segment_node sent and got back (receive times in ns)."""
+
+    prefix: str                                  # the node's topic prefix, /farsee
+    sent: Dict[int, Dict[str, Any]]              # published stamp -> index, sent_ns, bag_stamp
+    labels: List[Tuple[int, Any]]
+    latency: List[Tuple[int, Any]]
+    overlays: List[Tuple[int, Any]]
+    published: List[Tuple[int, bytes]]          # (sent_ns, serialized Image) with keep_inputs
+    node: str                                   # the node's model line, or 'external'
+
+
+def play(frames: Sequence[BagFrame], image_topic: str, *, model: Optional[str] = None,
+         device: str = 'auto', rate: Optional[float] = None, max_rate: bool = False,
+         keep_stamps: bool = False, external: bool = False, node_name: str = 'farsee',
+         overlay: bool = False, keep_inputs: bool = False, drain: float = 10.0,
+         desc: str = 'replay') -> Playback:
+    """
+    Publish `frames` to segment_node over real DDS and record what it publishes.
+
+    Starts the node (unless `external`), waits until it subscribes, then publishes at `rate`
+    Hz, at the frames' own stamps' timing, or (`max_rate`) each frame once the previous
+    one's labels came back. Frames are re-stamped with the publish time unless `keep_stamps`.
+    """
+    from tqdm import tqdm
+
+    os.environ.setdefault('ROS_DOMAIN_ID', str(random.SystemRandom().randint(1, 100)))
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.serialization import serialize_message
+    from sensor_msgs.msg import Image
+
+    from .node_harness import Client, image_message, NodeProcess, stamp_ns
+
+    prefix = f'/{node_name.strip("/")}'
+    labels_topic = f'{prefix}/labels'
+    sent: Dict[int, Dict[str, Any]] = {}
+    published: List[Tuple[int, bytes]] = []
+    with tempfile.TemporaryDirectory() as folder:
+        node = None
+        if not external:
+            params = {'device': device, 'image_topics': f'[{image_topic}]'}
+            if model:
+                params['model_path'] = os.path.abspath(model)
+            node = NodeProcess(folder, params, name='replay_node')
+        client = Client('farsee_replay')
+        try:
+            client.collect(Image, labels_topic, depth=100)
+            client.collect(DiagnosticArray, f'{prefix}/latency', depth=100)
+            if overlay:
+                client.collect(Image, f'{prefix}/overlay', depth=100)
+            camera = client.publisher(Image, image_topic, depth=10)
+
+            def subscribed() -> bool:
+                if node and not node.alive():
+                    last = node.log().strip().splitlines()[-1:] or ['(no output)']
+                    raise RuntimeError(f'segment_node exited with code '
+                                       f'{node.process.returncode}: {last[0]}')
+                return camera.get_subscription_count() > 0
+
+            if not client.wait_for(subscribed, 180):
+                log = node.log()[-2000:] if node else ''
+                raise RuntimeError(f'no segment_node subscribed to {image_topic}\n{log}')
+            client.wait_for(lambda: client.node.count_publishers(labels_topic) > 0, 30)
+            time.sleep(1.0)   # let the output subscriptions match too
+
+            origin = frames[0].stamp_ns
+            start = time.monotonic()
+            for index, frame in enumerate(tqdm(frames, desc=desc, unit='frame',
+                                               disable=None, leave=False)):
+                if rate:
+                    due = start + index / rate
+                elif not max_rate:
+                    due = start + (frame.stamp_ns - origin) / 1e9
+                else:
+                    due = time.monotonic()
+                time.sleep(max(0.0, due - time.monotonic()))
+                stamp = frame.stamp_ns if keep_stamps else client.now_ns()
+                msg = image_message(frame.pixels, frame.encoding, stamp, frame.frame_id)
+                sent_ns = client.now_ns()
+                camera.publish(msg)
+                sent[stamp] = {'index': index, 'sent_ns': sent_ns, 'bag_stamp': frame.stamp_ns}
+                if keep_inputs:
+                    published.append((sent_ns, serialize_message(msg)))
+                if max_rate:
+                    client.wait_for(lambda s=stamp: any(
+                        stamp_ns(m.header) == s for m in client.messages(labels_topic)[-5:]),
+                        30)
+            client.wait_for(lambda: len(client.messages(labels_topic)) >= len(sent), drain)
+            if overlay:   # each frame's overlay is published just after its labels
+                client.wait_for(lambda: len(client.messages(f'{prefix}/overlay')) >= len(
+                    client.messages(labels_topic)), 5)
+            log = node.log() if node else ''
+        finally:
+            client.close()
+            if node:
+                node.stop()
+    return Playback(
+        prefix, sent, client.timed_messages(labels_topic),
+        client.timed_messages(f'{prefix}/latency'), client.timed_messages(f'{prefix}/overlay'),
+        published, 'external' if external else
+        next((ln.strip() for ln in log.splitlines() if 'model ' in ln), 'started'))
 
 
 def ground_truth_classes(name: Optional[str], model: Optional[str]) -> ClassSet:

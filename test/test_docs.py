@@ -17,6 +17,7 @@
 import os
 
 from conftest import REPO
+from farsee_ros.cli import commands_markdown
 from farsee_ros.launch_support import arguments_markdown
 from farsee_ros.model.complexity import complexity_markdown
 from farsee_ros.node_params import parameters_markdown, topics_markdown
@@ -32,5 +33,37 @@ def test_architecture_table_matches_the_code():
 def test_readme_tables_are_generated_from_the_code():
     readme = open(os.path.join(REPO, 'README.md')).read()
     for name, table in (('topics', topics_markdown()), ('parameters', parameters_markdown()),
-                        ('launch arguments', arguments_markdown())):
+                        ('launch arguments', arguments_markdown()),
+                        ('farsee-ros commands', commands_markdown())):
         assert table in readme, f'README {name} table drifted from the code'
+
+
+def test_readme_ros_commands_name_what_the_package_has():
+    """Every launch argument, parameter, output topic, file and subcommand the README uses."""
+    import re
+
+    from farsee_ros.cli import build_parser
+    from farsee_ros.launch_support import LAUNCH_ARGUMENTS
+    from farsee_ros.node_params import OUTPUT_TOPICS, PARAMETERS
+
+    readme = open(os.path.join(REPO, 'README.md')).read()
+    parameters = {p.name for p in PARAMETERS}
+    launches = re.findall(r'ros2 launch farsee_ros (\S+)((?: [\w]+:=\S+)*)', readme)
+    assert launches
+    for launch_file, arguments in launches:
+        assert os.path.isfile(os.path.join(REPO, 'launch', launch_file)), launch_file
+        for name in re.findall(r'(\w+):=', arguments):
+            assert name in LAUNCH_ARGUMENTS, f'README launches with unknown argument {name}'
+    for name in re.findall(r'-p (\w+):=', readme):
+        assert name in parameters, f'README sets unknown parameter {name}'
+    for name in re.findall(r'ros2 param (?:set|describe) /farsee (\w+)', readme):
+        assert name in parameters or name == '<name>'
+    outputs = {t[0] for t in OUTPUT_TOPICS}
+    for name in re.findall(r'/farsee/(\w+)', readme):
+        assert name in outputs or name in ('front', 'rear'), f'README names /farsee/{name}'
+    for path in re.findall(r'`((?:config|launch|models|docs)/[\w./]+)`', readme):
+        assert os.path.exists(os.path.join(REPO, path)), f'README names missing {path}'
+    commands = set(next(a for a in build_parser()._actions if hasattr(a, 'choices')
+                        and isinstance(a.choices, dict)).choices)
+    for name in re.findall(r'farsee-ros ([a-z][\w-]*)', readme):
+        assert name in commands or name in ('demo_output',), f'README runs farsee-ros {name}'

@@ -34,6 +34,7 @@ DEPENDENCIES = {
     'yaml': ('python3-yaml', 'pyyaml'),
     'tqdm': ('python3-tqdm', 'tqdm'),
     'matplotlib': ('python3-matplotlib', 'matplotlib'),
+    'PIL': ('python3-pil', 'pillow'),
     'rclpy': ('rclpy', 'ros-rclpy[fastrtps]'),
     'sensor_msgs': ('sensor_msgs', 'ros-sensor-msgs'),
     'std_msgs': ('std_msgs', 'ros-std-msgs'),
