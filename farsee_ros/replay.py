@@ -177,13 +177,14 @@ def play(frames: Sequence[BagFrame], image_topic: str, *, model: Optional[str] =
          device: str = 'auto', rate: Optional[float] = None, max_rate: bool = False,
          keep_stamps: bool = False, external: bool = False, node_name: str = 'farsee',
          overlay: bool = False, keep_inputs: bool = False, drain: float = 10.0,
-         desc: str = 'replay') -> Playback:
+         warmup: int = 1, desc: str = 'replay') -> Playback:
     """
     Publish `frames` to segment_node over real DDS and record what it publishes.
 
     Starts the node (unless `external`), waits until it subscribes, then publishes at `rate`
     Hz, at the frames' own stamps' timing, or (`max_rate`) each frame once the previous
     one's labels came back. Frames are re-stamped with the publish time unless `keep_stamps`.
+    `warmup` copies of the first frame go through first and are not reported.
     """
     from tqdm import tqdm
 
@@ -225,6 +226,18 @@ def play(frames: Sequence[BagFrame], image_topic: str, *, model: Optional[str] =
                 raise RuntimeError(f'no segment_node subscribed to {image_topic}\n{log}')
             client.wait_for(lambda: client.node.count_publishers(labels_topic) > 0, 30)
             time.sleep(1.0)   # let the output subscriptions match too
+            # Warm-up, not reported: until one frame has made the whole round trip (labels,
+            # and the overlay when recorded), the first frames can wait for DDS's reliable
+            # repair (seconds) while discovery completes, and the node's first forward pass
+            # is slow.
+            outputs = [labels_topic] + ([f'{prefix}/overlay'] if overlay else [])
+            for _ in range(warmup):
+                stamp = client.now_ns()
+                camera.publish(image_message(frames[0].pixels, frames[0].encoding, stamp,
+                                             frames[0].frame_id))
+                client.wait_for(lambda s=stamp: all(
+                    any(stamp_ns(m.header) == s for m in client.messages(t)[-5:])
+                    for t in outputs), 30)
 
             origin = frames[0].stamp_ns
             start = time.monotonic()
@@ -248,19 +261,25 @@ def play(frames: Sequence[BagFrame], image_topic: str, *, model: Optional[str] =
                     client.wait_for(lambda s=stamp: any(
                         stamp_ns(m.header) == s for m in client.messages(labels_topic)[-5:]),
                         30)
-            client.wait_for(lambda: len(client.messages(labels_topic)) >= len(sent), drain)
+
+            def returned(topic: str) -> int:
+                return sum(stamp_ns(m.header) in sent for m in client.messages(topic))
+
+            client.wait_for(lambda: returned(labels_topic) >= len(sent), drain)
             if overlay:   # each frame's overlay is published just after its labels
-                client.wait_for(lambda: len(client.messages(f'{prefix}/overlay')) >= len(
-                    client.messages(labels_topic)), 5)
+                client.wait_for(lambda: returned(outputs[1]) >= returned(labels_topic), 5)
             log = node.log() if node else ''
         finally:
             client.close()
             if node:
                 node.stop()
+
+    def played(topic: str) -> List[Tuple[int, Any]]:   # the warm-up's outputs left out
+        return [(t, m) for t, m in client.timed_messages(topic) if stamp_ns(m.header) in sent]
+
     return Playback(
-        prefix, sent, client.timed_messages(labels_topic),
-        client.timed_messages(f'{prefix}/latency'), client.timed_messages(f'{prefix}/overlay'),
-        published, 'external' if external else
+        prefix, sent, played(labels_topic), played(f'{prefix}/latency'),
+        played(f'{prefix}/overlay'), published, 'external' if external else
         next((ln.strip() for ln in log.splitlines() if 'model ' in ln), 'started'))
 
 
