@@ -257,10 +257,7 @@ def record_live(topic: str, count: int, model: Optional[str], device: str, timeo
 
     prefix = '/farsee'
     with tempfile.TemporaryDirectory() as folder:
-        params = {'device': device, 'image_topics': f'[{topic}]'}
-        if model:
-            params['model_path'] = os.path.abspath(model)
-        node = NodeProcess(folder, params, name='demo_node')
+        node = NodeProcess.for_camera(folder, topic, model, device, 'demo_node')
         client = Client('farsee_demo_recorder')
         try:
             client.collect(Image, topic, reliable=False, depth=10)

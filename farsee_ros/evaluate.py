@@ -21,7 +21,6 @@ confusion-matrix image beside it.
 """
 
 import argparse
-import hashlib
 import json
 import os
 from typing import Any, Dict, Sequence
@@ -32,6 +31,7 @@ import torch
 from .classes import class_set_of, CLASS_SETS
 from .data.datasets import build_dataset, DATASETS, SegmentationDataset
 from .data.metrics import ConfusionMatrix
+from .fetch import sha256_of
 from .segmenter import Segmenter
 
 
@@ -49,14 +49,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--precision', default='auto', choices=['auto', 'fp32', 'fp16'])
     parser.add_argument('--report', help='write a JSON report here (figures beside it)')
     parser.add_argument('--limit', type=int, default=0, help='evaluate the first N images only')
-
-
-def file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def evaluate(segmenter: Segmenter, dataset: SegmentationDataset, *, limit: int = 0,
@@ -91,7 +83,7 @@ def report_dict(confusion: ConfusionMatrix, class_names: Sequence[str], *, model
         'per_class_iou': summary['per_class_iou'],
         'pixel_accuracy': summary['pixel_accuracy'],
         'input_size': [int(s) for s in input_size],
-        'model': {'path': os.path.abspath(model_path), 'sha256': file_sha256(model_path),
+        'model': {'path': os.path.abspath(model_path), 'sha256': sha256_of(model_path),
                   'variant': metadata.get('variant'), 'dataset': metadata.get('dataset')},
         'dataset': dataset,
         'split': split,

@@ -77,6 +77,15 @@ class NodeProcess:
         self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT,
                                         env=dict(os.environ, PYTHONUNBUFFERED='1', **(env or {})))
 
+    @classmethod
+    def for_camera(cls, log_dir, image_topic: str, model: Optional[str] = None,
+                   device: str = 'auto', name: str = 'node') -> 'NodeProcess':
+        """Start segment_node on one camera topic; `model` None = the default weights."""
+        params = {'device': device, 'image_topics': f'[{image_topic}]'}
+        if model:
+            params['model_path'] = os.path.abspath(model)
+        return cls(log_dir, params, name=name)
+
     def log(self) -> str:
         """Return what the node has printed so far."""
         if not self._log.closed:

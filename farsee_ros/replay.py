@@ -202,10 +202,7 @@ def play(frames: Sequence[BagFrame], image_topic: str, *, model: Optional[str] =
     with tempfile.TemporaryDirectory() as folder:
         node = None
         if not external:
-            params = {'device': device, 'image_topics': f'[{image_topic}]'}
-            if model:
-                params['model_path'] = os.path.abspath(model)
-            node = NodeProcess(folder, params, name='replay_node')
+            node = NodeProcess.for_camera(folder, image_topic, model, device, 'replay_node')
         client = Client('farsee_replay')
         try:
             client.collect(Image, labels_topic, depth=100)
