@@ -252,7 +252,7 @@ def record_live(topic: str, count: int, model: Optional[str], device: str, timeo
     from diagnostic_msgs.msg import DiagnosticArray
     from sensor_msgs.msg import Image
 
-    from .node_harness import Client, NodeProcess, stamp_ns
+    from .node_harness import Client, model_line, NodeProcess, stamp_ns
     from .replay import Playback
 
     prefix = '/farsee'
@@ -274,7 +274,8 @@ def record_live(topic: str, count: int, model: Optional[str], device: str, timeo
     if not inputs:
         raise RuntimeError(f'no frames arrived on {topic} within {timeout:g} s: is the camera '
                            f'publishing on this ROS_DOMAIN_ID? (ros2 topic hz {topic})')
-    labelled = {stamp_ns(m.header) for _, m in client.timed_messages(f'{prefix}/labels')}
+    labels = client.timed_messages(f'{prefix}/labels')
+    labelled = {stamp_ns(m.header) for _, m in labels}
     sent: Dict[int, Dict[str, Any]] = {}
     frames: List[BagFrame] = []
     for received_ns, msg in inputs:
@@ -285,11 +286,8 @@ def record_live(topic: str, count: int, model: Optional[str], device: str, timeo
         # Keep the pixels of frames that were segmented only (a camera outruns the node).
         pixels, order = message_pixels(msg) if stamp in labelled else (None, 'rgb')
         frames.append(BagFrame(stamp, msg.header.frame_id, order, pixels))
-    playback = Playback(prefix, sent, client.timed_messages(f'{prefix}/labels'),
-                        client.timed_messages(f'{prefix}/latency'),
-                        client.timed_messages(f'{prefix}/overlay'), [],
-                        next((ln.strip() for ln in node_log.splitlines() if 'model ' in ln),
-                             'started'))
+    playback = Playback(prefix, sent, labels, client.timed_messages(f'{prefix}/latency'),
+                        client.timed_messages(f'{prefix}/overlay'), [], model_line(node_log))
     return playback, frames
 
 

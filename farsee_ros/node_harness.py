@@ -47,6 +47,11 @@ def latency_stages(msg: Any) -> Dict[str, float]:
     return {kv.key[:-len('_ms')]: float(kv.value) for kv in msg.status[0].values}
 
 
+def model_line(log: str) -> str:
+    """Return the node's start-up line naming its model, device and input ('started' if none)."""
+    return next((ln.strip() for ln in log.splitlines() if 'model ' in ln), 'started')
+
+
 def image_message(pixels: np.ndarray, encoding: str, stamp_ns: int,
                   frame_id: str = 'camera') -> Image:
     """Build a sensor_msgs/Image from an array (no per-element copies)."""

@@ -193,7 +193,7 @@ def play(frames: Sequence[BagFrame], image_topic: str, *, model: Optional[str] =
     from rclpy.serialization import serialize_message
     from sensor_msgs.msg import Image
 
-    from .node_harness import Client, image_message, NodeProcess, stamp_ns
+    from .node_harness import Client, image_message, model_line, NodeProcess, stamp_ns
 
     prefix = f'/{node_name.strip("/")}'
     labels_topic = f'{prefix}/labels'
@@ -223,18 +223,21 @@ def play(frames: Sequence[BagFrame], image_topic: str, *, model: Optional[str] =
                 raise RuntimeError(f'no segment_node subscribed to {image_topic}\n{log}')
             client.wait_for(lambda: client.node.count_publishers(labels_topic) > 0, 30)
             time.sleep(1.0)   # let the output subscriptions match too
-            # Warm-up, not reported: until one frame has made the whole round trip (labels,
-            # and the overlay when recorded), the first frames can wait for DDS's reliable
-            # repair (seconds) while discovery completes, and the node's first forward pass
-            # is slow.
+
+            def arrived(stamp: int, topics: Sequence[str]) -> bool:
+                return all(any(stamp_ns(m.header) == stamp for m in client.messages(t)[-5:])
+                           for t in topics)
+
+            # Warm-up, not reported: the node's first forward pass is slow, and one full
+            # round trip (labels, and the overlay when recorded) shows every output matched.
+            # It does not prevent DDS's reliable repair delaying the next frames by seconds on
+            # the default transports (measured; LARGE_DATA on both ends does, docs/qos.md).
             outputs = [labels_topic] + ([f'{prefix}/overlay'] if overlay else [])
             for _ in range(warmup):
                 stamp = client.now_ns()
                 camera.publish(image_message(frames[0].pixels, frames[0].encoding, stamp,
                                              frames[0].frame_id))
-                client.wait_for(lambda s=stamp: all(
-                    any(stamp_ns(m.header) == s for m in client.messages(t)[-5:])
-                    for t in outputs), 30)
+                client.wait_for(lambda s=stamp: arrived(s, outputs), 30)
 
             origin = frames[0].stamp_ns
             start = time.monotonic()
@@ -255,9 +258,7 @@ def play(frames: Sequence[BagFrame], image_topic: str, *, model: Optional[str] =
                 if keep_inputs:
                     published.append((sent_ns, serialize_message(msg)))
                 if max_rate:
-                    client.wait_for(lambda s=stamp: any(
-                        stamp_ns(m.header) == s for m in client.messages(labels_topic)[-5:]),
-                        30)
+                    client.wait_for(lambda s=stamp: arrived(s, [labels_topic]), 30)
 
             def returned(topic: str) -> int:
                 return sum(stamp_ns(m.header) in sent for m in client.messages(topic))
@@ -276,8 +277,7 @@ def play(frames: Sequence[BagFrame], image_topic: str, *, model: Optional[str] =
 
     return Playback(
         prefix, sent, played(labels_topic), played(f'{prefix}/latency'),
-        played(f'{prefix}/overlay'), published, 'external' if external else
-        next((ln.strip() for ln in log.splitlines() if 'model ' in ln), 'started'))
+        played(f'{prefix}/overlay'), published, 'external' if external else model_line(log))
 
 
 def ground_truth_classes(name: Optional[str], model: Optional[str]) -> ClassSet:
