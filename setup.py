@@ -32,8 +32,8 @@ setup(
     license='Apache-2.0',
     entry_points={
         'console_scripts': [
-            'farsee-ros = farsee_ros.cli:main',
-            'segment_node = farsee_ros.node:main',
+            'farsee-ros = farsee_ros.tools.cli:main',
+            'segment_node = farsee_ros.ros.node:main',
         ],
     },
 )

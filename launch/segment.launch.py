@@ -16,12 +16,12 @@
 Start segment_node (node name farsee), optionally with rviz2.
 
 ros2 launch farsee_ros segment.launch.py image_topic:=/camera/image_raw [rviz:=true]
-All decisions live in farsee_ros.launch_support (tested without launch installed).
+All decisions live in farsee_ros.ros.launch_support (tested without launch installed).
 """
 
 import os
 
-from farsee_ros import launch_support
+from farsee_ros.ros import launch_support
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction, \
     SetEnvironmentVariable

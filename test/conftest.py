@@ -39,7 +39,7 @@ def small_checkpoint(tmp_path_factory):
     """Write a small untrained CamVid FarSee-Net checkpoint (input 128x192) and return its path."""
     import torch
 
-    from farsee_ros.classes import CAMVID
+    from farsee_ros.model.classes import CAMVID
     from farsee_ros.model.checkpoint import make_metadata, save_checkpoint
     from farsee_ros.model.network import build_model
 
@@ -66,7 +66,7 @@ def write_labelled_scenes(image_dir, label_dir, count, *, size=(48, 64), seed=0,
     import cv2
     import numpy as np
 
-    from farsee_ros.classes import CAMVID
+    from farsee_ros.model.classes import CAMVID
     classes = classes or CAMVID
     rng = np.random.default_rng(seed)
     os.makedirs(image_dir, exist_ok=True)

@@ -21,9 +21,9 @@ import numpy as np
 import pytest
 import yaml
 
-from farsee_ros.bag import BagError, make_bag, read_images, typestore
-from farsee_ros.cli import main
-from farsee_ros.data.datasets import build_dataset
+from farsee_ros.tools.bag import BagError, make_bag, read_images, typestore
+from farsee_ros.tools.cli import main
+from farsee_ros.training.datasets import build_dataset
 
 
 @pytest.mark.parametrize('storage', ['mcap', 'sqlite3'])

@@ -19,8 +19,8 @@ import json
 
 import pytest
 
-from farsee_ros.bench import PEERS
-from farsee_ros.cli import main
+from farsee_ros.tools.bench import PEERS
+from farsee_ros.tools.cli import main
 from farsee_ros.model.network import VARIANTS
 
 

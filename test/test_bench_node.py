@@ -23,7 +23,7 @@ import sys
 def test_bench_node_reports_latency_and_overhead(tmp_path, small_checkpoint):
     report = tmp_path / 'bench.json'
     result = subprocess.run(
-        [sys.executable, '-m', 'farsee_ros.cli', 'bench-node', '--model', small_checkpoint,
+        [sys.executable, '-m', 'farsee_ros.tools.cli', 'bench-node', '--model', small_checkpoint,
          '--device', 'cpu', '--size', '120', '160', '--frames', '8', '--warmup', '2',
          '--rate', '5', '--report', str(report)],
         capture_output=True, text=True, timeout=300)

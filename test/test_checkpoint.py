@@ -22,7 +22,7 @@ import sys
 import pytest
 import torch
 
-from farsee_ros.classes import CAMVID, CITYSCAPES
+from farsee_ros.model.classes import CAMVID, CITYSCAPES
 from farsee_ros.model.checkpoint import (CheckpointError, FORMAT, FORMAT_VERSION,
                                          load_checkpoint, make_metadata, read_checkpoint,
                                          save_checkpoint)
@@ -194,7 +194,7 @@ def test_read_checkpoint_returns_tensors_only(small_checkpoint):
 def test_cli_reports_a_bad_checkpoint_in_one_line(tmp_path):
     path = tmp_path / 'junk.pt'
     path.write_bytes(b'junk')
-    result = subprocess.run([sys.executable, '-m', 'farsee_ros.cli', 'info', '--model',
+    result = subprocess.run([sys.executable, '-m', 'farsee_ros.tools.cli', 'info', '--model',
                              str(path)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()

@@ -24,7 +24,7 @@ import struct
 import zlib
 
 import cv2
-from farsee_ros.conversions import (
+from farsee_ros.ros.conversions import (
     check_compressed, check_image, COMPRESSED_FORMATS, compressed_to_frame, ENCODINGS, Frame,
     image_to_frame, InvalidImage, labels_to_image, overlay_to_image)
 import numpy as np

@@ -23,10 +23,10 @@ import numpy as np
 import pytest
 import torch
 
-from farsee_ros.classes import CAMVID, CITYSCAPES
-from farsee_ros.data.augment import TrainAugmentation
-from farsee_ros.data.datasets import build_dataset, CITYSCAPES_TRAIN_IDS, DatasetError
-from farsee_ros.data.metrics import ConfusionMatrix
+from farsee_ros.model.classes import CAMVID, CITYSCAPES
+from farsee_ros.training.augment import TrainAugmentation
+from farsee_ros.training.datasets import build_dataset, CITYSCAPES_TRAIN_IDS, DatasetError
+from farsee_ros.training.metrics import ConfusionMatrix
 
 
 def test_camvid_layout_loads_pairs_in_file_order(camvid_root):
@@ -211,7 +211,7 @@ def test_confusion_matrix_accumulates_over_updates():
 
 
 def test_class_set_of_a_checkpoint():
-    from farsee_ros.classes import class_set_of
+    from farsee_ros.model.classes import class_set_of
     assert class_set_of({'class_names': list(CAMVID.class_names)}) is CAMVID
     custom = class_set_of({'class_names': ['ground', 'obstacle'],
                            'palette': [[0, 255, 0], [255, 0, 0]], 'ignore_index': 255})

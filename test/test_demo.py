@@ -33,15 +33,16 @@ from conftest import write_labelled_scenes
 from PIL import Image as PilImage
 from test_fetch import dead_url, served  # noqa: F401 - a fixture used below
 
-from farsee_ros.bag import BagWriter, image_msg, IMAGE_TYPE, typestore
-from farsee_ros.classes import CAMVID
-from farsee_ros.demo import (CAMVID_FRAMES, CAMVID_TEST_SEQUENCE, open_source, SYNTHETIC,
-                             synthetic_street_frame)
+from farsee_ros.tools.bag import BagWriter, image_msg, IMAGE_TYPE, typestore
+from farsee_ros.model.classes import CAMVID
+from farsee_ros.tools.demo import (CAMVID_FRAMES, CAMVID_TEST_SEQUENCE, open_source,
+                                   SYNTHETIC, synthetic_street_frame)
 
 
 def _cli(*args, env=None, timeout=300):
-    return subprocess.run([sys.executable, '-m', 'farsee_ros.cli', *args], capture_output=True,
-                          text=True, timeout=timeout, env=dict(os.environ, **(env or {})))
+    return subprocess.run([sys.executable, '-m', 'farsee_ros.tools.cli', *args],
+                          capture_output=True, text=True, timeout=timeout,
+                          env=dict(os.environ, **(env or {})))
 
 
 def _outputs(out, frames):
@@ -108,7 +109,7 @@ def test_demo_without_network_says_so_once_and_plays_synthetic_frames(tmp_path,
 def test_demo_records_a_live_topic(tmp_path, small_checkpoint):
     from sensor_msgs.msg import Image
 
-    from farsee_ros.node_harness import Client, image_message
+    from farsee_ros.tools.harness import Client, image_message
     client = Client('farsee_test_camera')
     camera = client.publisher(Image, '/live_cam/image_raw')
     stop = threading.Event()

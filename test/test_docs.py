@@ -17,10 +17,10 @@
 import os
 
 from conftest import REPO
-from farsee_ros.cli import commands_markdown
-from farsee_ros.launch_support import arguments_markdown
+from farsee_ros.tools.cli import commands_markdown
+from farsee_ros.ros.launch_support import arguments_markdown
 from farsee_ros.model.complexity import complexity_markdown
-from farsee_ros.node_params import parameters_markdown, topics_markdown
+from farsee_ros.ros.parameters import parameters_markdown, topics_markdown
 
 
 def test_architecture_table_matches_the_code():
@@ -42,9 +42,9 @@ def test_readme_ros_commands_name_what_the_package_has():
     """Every launch argument, parameter, output topic, file and subcommand the README uses."""
     import re
 
-    from farsee_ros.cli import build_parser
-    from farsee_ros.launch_support import LAUNCH_ARGUMENTS
-    from farsee_ros.node_params import OUTPUT_TOPICS, PARAMETERS
+    from farsee_ros.tools.cli import build_parser
+    from farsee_ros.ros.launch_support import LAUNCH_ARGUMENTS
+    from farsee_ros.ros.parameters import OUTPUT_TOPICS, PARAMETERS
 
     readme = open(os.path.join(REPO, 'README.md')).read()
     parameters = {p.name for p in PARAMETERS}

@@ -21,9 +21,9 @@ import os
 import numpy as np
 import pytest
 
-from farsee_ros.cli import main
-from farsee_ros.data.datasets import build_dataset
-from farsee_ros.segmenter import Segmenter
+from farsee_ros.tools.cli import main
+from farsee_ros.training.datasets import build_dataset
+from farsee_ros.engine import Segmenter
 
 
 def _independent_scores(checkpoint, root, split):
@@ -86,7 +86,7 @@ def test_input_size_override_is_reported(small_checkpoint, camvid_root, tmp_path
 
 def test_class_set_mismatch_is_a_clear_error(small_checkpoint, tmp_path, capsys):
     from conftest import write_labelled_scenes
-    from farsee_ros.classes import CITYSCAPES
+    from farsee_ros.model.classes import CITYSCAPES
     root = tmp_path / 'cs'
     write_labelled_scenes(root / 'images', root / 'labels', 1, classes=CITYSCAPES)
     assert main(['evaluate', '--model', small_checkpoint, '--dataset', 'folders', '--root',

@@ -65,7 +65,7 @@ def test_unknown_format(small_checkpoint, tmp_path):
 
 def test_fp16_checkpoint_export_keeps_labels_and_records_sizes(small_checkpoint, tmp_path,
                                                                capsys):
-    from farsee_ros.cli import main
+    from farsee_ros.tools.cli import main
     from farsee_ros.model.checkpoint import load_checkpoint, read_checkpoint
     out = str(tmp_path / 'half.pt')
     assert main(['export', '--model', small_checkpoint, '--format', 'fp16-checkpoint',

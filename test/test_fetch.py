@@ -24,8 +24,8 @@ import time
 
 import pytest
 
-from farsee_ros.fetch import (ChecksumError, fetch_files, FetchError, OfflineError, read_sums,
-                              RemoteFiles, SUMS_FILE)
+from farsee_ros.tools.fetch import (ChecksumError, fetch_files, FetchError, OfflineError,
+                                    read_sums, RemoteFiles, SUMS_FILE)
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):

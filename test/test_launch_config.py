@@ -25,9 +25,9 @@ import pytest
 import yaml
 
 from conftest import REPO
-from farsee_ros import launch_support
-from farsee_ros.node_params import (camera_names, invalid_reason, NODE_NAME, PARAMETERS,
-                                    SPECS)
+from farsee_ros.ros import launch_support
+from farsee_ros.ros.parameters import (camera_names, invalid_reason, NODE_NAME, PARAMETERS,
+                                       SPECS)
 
 LAUNCH_FILE = os.path.join(REPO, 'launch', 'segment.launch.py')
 
@@ -77,7 +77,7 @@ def test_launch_file_declares_only_the_tested_arguments_and_starts_the_node():
     assert node_keywords[1]['executable'] == 'rviz2'
     assert keywords
     setup = open(os.path.join(REPO, 'setup.py')).read()
-    assert "'segment_node = farsee_ros.node:main'" in setup
+    assert "'segment_node = farsee_ros.ros.node:main'" in setup
 
 
 def test_node_parameters_from_launch_arguments():

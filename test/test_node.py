@@ -30,9 +30,9 @@ from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import DescribeParameters, ListParameters, SetParameters
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-from farsee_ros.node_params import PARAMETERS
-from farsee_ros.segmenter import Segmenter
-from farsee_ros.node_harness import Client, image_message, NodeProcess, stamp_ns
+from farsee_ros.ros.parameters import PARAMETERS
+from farsee_ros.engine import Segmenter
+from farsee_ros.tools.harness import Client, image_message, NodeProcess, stamp_ns
 
 STARTUP_TIMEOUT = 90.0
 
@@ -259,7 +259,7 @@ def test_runtime_parameters_are_validated(node, client):
     (overlay,) = _find(client.messages('/farsee/overlay'), stamp)
     (labels,) = _find(client.messages('/farsee/labels'), stamp)
     ids = np.frombuffer(labels.data, np.uint8).reshape(120, 160)
-    from farsee_ros.classes import CAMVID
+    from farsee_ros.model.classes import CAMVID
     palette_bgr = np.array(CAMVID.palette, np.uint8)[:, ::-1]
     assert np.array_equal(np.frombuffer(overlay.data, np.uint8).reshape(120, 160, 3),
                           palette_bgr[ids])      # alpha 1: pure class colours

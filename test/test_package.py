@@ -138,7 +138,7 @@ def test_setup_installs_the_ament_layout_and_console_script(tmp_path):
         installed = {n for n in names if n.startswith(f'{share}farsee_ros/{folder}/')}
         assert installed == expected, folder
     assert 'farsee_ros/model/network.py' in names
-    assert 'farsee-ros = farsee_ros.cli:main' in scripts
+    assert 'farsee-ros = farsee_ros.tools.cli:main' in scripts
     setup_cfg = open(os.path.join(REPO, 'setup.cfg')).read()
     assert 'script_dir=$base/lib/farsee_ros' in setup_cfg     # where `ros2 run` looks
     assert 'install_scripts=$base/lib/farsee_ros' in setup_cfg

@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from farsee_ros.qos_matrix import Cell, format_row, main, run_cell, Settings
+from farsee_ros.tools.qos_matrix import Cell, format_row, main, run_cell, Settings
 
 
 def test_one_real_cell_through_two_processes(tmp_path):

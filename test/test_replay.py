@@ -20,9 +20,9 @@ import os
 
 import pytest
 
-from farsee_ros.bag import bag_topics, make_bag
-from farsee_ros.cli import main
-from farsee_ros.data.datasets import build_dataset
+from farsee_ros.tools.bag import bag_topics, make_bag
+from farsee_ros.tools.cli import main
+from farsee_ros.training.datasets import build_dataset
 
 
 @pytest.mark.timeout(600)

@@ -25,10 +25,10 @@ import sys
 import pytest
 import torch
 
-from farsee_ros.cli import main
-from farsee_ros.data.datasets import build_dataset
+from farsee_ros.tools.cli import main
+from farsee_ros.training.datasets import build_dataset
 from farsee_ros.model.checkpoint import load_checkpoint
-from farsee_ros.train import default_input_size, lr_at, median_frequency_weights
+from farsee_ros.training.train import default_input_size, lr_at, median_frequency_weights
 
 FAST = ['--dataset', 'camvid', '--input-size', '64', '64', '--crop', '48', '64',
         '--batch-size', '4', '--workers', '0', '--lr', '0.05']
@@ -135,8 +135,8 @@ def test_ddp_two_cpu_processes_with_gloo(camvid_root, tmp_path):
                CUDA_VISIBLE_DEVICES='')
     command = [sys.executable, '-m', 'torch.distributed.run', '--nnodes', '1',
                '--nproc-per-node', '2', '--master-addr', '127.0.0.1',
-               '--master-port', str(_free_port()), '-m', 'farsee_ros.train',
-               '--root', camvid_root, '--out', out, '--epochs', '2', '--device', 'cpu',
+               '--master-port', str(_free_port()), '-m', 'farsee_ros.tools.cli',
+               'train', '--root', camvid_root, '--out', out, '--epochs', '2', '--device', 'cpu',
                *FAST]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=280)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]

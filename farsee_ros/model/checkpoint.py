@@ -30,7 +30,8 @@ import torch
 import torchvision
 
 from .. import __version__
-from ..classes import ClassSet
+from ..common import atomic_write
+from .classes import ClassSet
 from .network import build_model, FarSeeNet, VARIANTS
 
 FORMAT = 'farsee_ros.checkpoint'
@@ -85,11 +86,9 @@ def save_checkpoint(path: str, model: FarSeeNet, metadata: Mapping[str, Any],
              for k, v in model.state_dict().items()}
     meta = dict(metadata)
     meta['weights_dtype'] = 'float16' if half else 'float32'
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f'{path}.tmp'
-    torch.save({'format': FORMAT, 'format_version': FORMAT_VERSION, 'metadata': meta,
-                'state_dict': state}, tmp)
-    os.replace(tmp, path)  # a crash mid-write never leaves a truncated checkpoint
+    with atomic_write(path, 'wb') as f:   # a crash never leaves a truncated checkpoint
+        torch.save({'format': FORMAT, 'format_version': FORMAT_VERSION, 'metadata': meta,
+                    'state_dict': state}, f)
 
 
 def read_checkpoint(path: str) -> Tuple[Dict[str, torch.Tensor], Dict[str, Any]]:

@@ -14,7 +14,6 @@
 
 """FarSee-Net: ResNet-18 front-end and a back-end chosen by the paper's ablation variant."""
 
-import hashlib
 import os
 from typing import Dict, List, Optional, Union
 
@@ -24,6 +23,7 @@ import torch.nn.functional as F
 from torchvision.models import resnet18, ResNet18_Weights
 from torchvision.models._utils import IntermediateLayerGetter
 
+from ..common import sha256_of
 from .layers import CascadedFactorizedASPP, DeepLabV3PlusHead
 
 # Paper Table I, methods 1-4, by name.
@@ -140,6 +140,4 @@ def init_frontend(resnet: nn.Module, weights: BackboneWeights) -> str:
         raise ValueError(
             f'{path} is not a ResNet-18 state dict: missing {missing[:5]}, '
             f'unexpected {result.unexpected_keys[:5]}')
-    with open(path, 'rb') as f:
-        digest = hashlib.sha256(f.read()).hexdigest()[:16]
-    return f'file:{os.path.basename(path)} sha256:{digest}'
+    return f'file:{os.path.basename(path)} sha256:{sha256_of(path)[:16]}'

@@ -29,7 +29,7 @@ def share_directory() -> str:
     except (ImportError, LookupError, OSError):
         # Not installed through colcon (no ament index, or AMENT_PREFIX_PATH unset).
         pass
-    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def default_model_path() -> str:

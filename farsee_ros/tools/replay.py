@@ -36,10 +36,10 @@ import numpy as np
 import torch
 
 from .bag import BagFrame, BagWriter, IMAGE_TYPE, read_images
-from .classes import CAMVID, class_set_of, ClassSet, get_class_set
-from .data.metrics import ConfusionMatrix
-from .model.checkpoint import read_checkpoint
-from .resources import existing_default_model
+from ..model.classes import CAMVID, class_set_of, ClassSet, get_class_set
+from ..training.metrics import ConfusionMatrix
+from ..model.checkpoint import read_checkpoint
+from ..ros.resources import existing_default_model
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -193,7 +193,7 @@ def play(frames: Sequence[BagFrame], image_topic: str, *, model: Optional[str] =
     from rclpy.serialization import serialize_message
     from sensor_msgs.msg import Image
 
-    from .node_harness import Client, image_message, model_line, NodeProcess, stamp_ns
+    from .harness import Client, image_message, model_line, NodeProcess, stamp_ns
 
     prefix = f'/{node_name.strip("/")}'
     labels_topic = f'{prefix}/labels'
@@ -293,7 +293,7 @@ def ground_truth_classes(name: Optional[str], model: Optional[str]) -> ClassSet:
 def summarise(sent: Dict[int, Dict[str, Any]], labels: List[Any], latency_msgs: List[Any],
               truth: Dict[int, np.ndarray], classes: ClassSet):
     """Join outputs to inputs by stamp; return the report and one row per frame sent."""
-    from .node_harness import latency_stages, stamp_ns
+    from .harness import latency_stages, stamp_ns
     received: Dict[int, Any] = {}
     for received_ns, msg in labels:
         stamp = stamp_ns(msg.header)

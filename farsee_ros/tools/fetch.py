@@ -30,6 +30,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple
 
+from ..common import atomic_write, sha256_of
+
 SUMS_FILE = 'SHA256SUMS'
 
 
@@ -64,15 +66,6 @@ def cache_directory() -> str:
     return os.path.join(base, 'farsee_ros')
 
 
-def sha256_of(path: str) -> str:
-    """Return the hex sha256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def download(url: str, dest: str, sha256: Optional[str] = None, timeout: float = 15.0) -> str:
     """
     Download `url` to `dest` and return the file's sha256.
@@ -80,28 +73,23 @@ def download(url: str, dest: str, sha256: Optional[str] = None, timeout: float =
     Raises OfflineError when the server cannot be reached, FetchError on an HTTP error and
     ChecksumError when `sha256` is given and differs; `dest` is written only on success.
     """
-    partial = f'{dest}.part'
-    os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
     digest = hashlib.sha256()
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response, \
-                open(partial, 'wb') as out:
+        # atomic_write renames onto dest only when the block ends without an exception.
+        with atomic_write(dest, 'wb') as out, \
+                urllib.request.urlopen(url, timeout=timeout) as response:
             for block in iter(lambda: response.read(1 << 16), b''):
                 digest.update(block)
                 out.write(block)
+            actual = digest.hexdigest()
+            if sha256 and actual != sha256.lower():
+                raise ChecksumError(f'{url}: sha256 {actual} is not the pinned {sha256}; '
+                                    'the file was not kept')
     except urllib.error.HTTPError as exc:
-        _remove(partial)
         raise FetchError(f'{url}: HTTP {exc.code} {exc.reason}') from None
     except (urllib.error.URLError, socket.timeout, ConnectionError) as exc:
-        _remove(partial)
         reason = getattr(exc, 'reason', exc)
         raise OfflineError(f'cannot reach {url}: {reason}') from None
-    actual = digest.hexdigest()
-    if sha256 and actual != sha256.lower():
-        _remove(partial)
-        raise ChecksumError(f'{url}: sha256 {actual} is not the pinned {sha256}; '
-                            'the file was not kept')
-    os.replace(partial, dest)
     return actual
 
 
@@ -152,14 +140,6 @@ def read_sums(path: str) -> Dict[str, str]:
 
 def write_sums(path: str, sums: Dict[str, str]) -> None:
     """Write `sums` in `sha256sum` format (check with `cd <folder> && sha256sum -c`)."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, 'w') as f:
+    with atomic_write(path) as f:
         for name in sorted(sums):
             f.write(f'{sums[name]}  {name}\n')
-
-
-def _remove(path: str) -> None:
-    try:
-        os.remove(path)
-    except FileNotFoundError:
-        pass

@@ -28,11 +28,11 @@ from typing import Any, Dict, Sequence
 import numpy as np
 import torch
 
-from .classes import class_set_of, CLASS_SETS
-from .data.datasets import build_dataset, DATASETS, SegmentationDataset
-from .data.metrics import ConfusionMatrix
-from .fetch import sha256_of
-from .segmenter import Segmenter
+from ..common import sha256_of
+from ..model.classes import class_set_of, CLASS_SETS
+from .datasets import build_dataset, DATASETS, SegmentationDataset
+from .metrics import ConfusionMatrix
+from ..engine import Segmenter
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -41,11 +41,11 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from .conversions import check_compressed, check_image, compressed_to_frame, image_to_frame, \
     InvalidImage, labels_to_image, overlay_to_image
-from .model.checkpoint import CheckpointError
-from .node_params import camera_names, invalid_reason, LATENCY_STAGES, NODE_NAME, \
+from ..model.checkpoint import CheckpointError
+from .parameters import camera_names, invalid_reason, LATENCY_STAGES, NODE_NAME, \
     OUTPUT_TOPICS, PARAMETERS
 from .resources import default_model_path
-from .segmenter import Segmenter
+from ..engine import Segmenter
 
 _TYPES = {'bool': ParameterType.PARAMETER_BOOL, 'int': ParameterType.PARAMETER_INTEGER,
           'double': ParameterType.PARAMETER_DOUBLE, 'string': ParameterType.PARAMETER_STRING,

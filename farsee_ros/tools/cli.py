@@ -19,14 +19,14 @@ import json
 import sys
 from typing import List, Optional
 
-from . import __version__
+from .. import __version__
 
 
 def _export(args: argparse.Namespace) -> int:
-    from .classes import get_class_set
-    from .model.checkpoint import load_checkpoint, make_metadata
-    from .model.export import export
-    from .model.network import build_model
+    from ..model.classes import get_class_set
+    from ..model.checkpoint import load_checkpoint, make_metadata
+    from ..model.export import export
+    from ..model.network import build_model
 
     if args.model:
         model, metadata = load_checkpoint(args.model)
@@ -40,7 +40,7 @@ def _export(args: argparse.Namespace) -> int:
     if args.format == 'fp16-checkpoint':   # the project's checkpoint, weights stored in fp16
         import os
         import torch
-        from .model.checkpoint import save_checkpoint
+        from ..model.checkpoint import save_checkpoint
         if args.input_size and list(args.input_size) != list(metadata['input_size']):
             # Deploy at another input size (e.g. one chosen on the validation split).
             metadata = dict(metadata, input_size=list(args.input_size),
@@ -64,31 +64,32 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
-    from .model.checkpoint import read_checkpoint
+    from ..model.checkpoint import read_checkpoint
     _, metadata = read_checkpoint(args.model)
     print(json.dumps(metadata, indent=2))
     return 0
 
 
 def _complexity(args: argparse.Namespace) -> int:
-    from .model.complexity import complexity_markdown
+    from ..model.complexity import complexity_markdown
     print(complexity_markdown(args.num_classes, tuple(args.input_size)))
     return 0
 
 
-# Tools in their own modules, each with add_arguments(parser) and run(args) -> exit code;
-# imported when the parser is built.
+# Tools in their own modules (relative to farsee_ros.tools), each with add_arguments(parser)
+# and run(args) -> exit code; imported when the parser is built.
 TOOLS = (
-    ('demo', 'demo', 'a street sequence through segment_node over ROS topics: overlay GIF, '
+    ('demo', '.demo', 'a street sequence through segment_node over ROS topics: overlay GIF, '
      'mosaic, latency plot, summary'),
-    ('bench', 'bench', 'model-only latency of FarSee-Net and peers, and the node end to end'),
-    ('bench-node', 'bench_node', "segment_node's latency and overhead through DDS"),
-    ('train', 'train', "train a network with the paper's recipe (torchrun for several GPUs)"),
-    ('evaluate', 'evaluate', 'mIoU, per-class IoU and pixel accuracy of a checkpoint on a '
-     'dataset split'),
-    ('make-bag', 'bag', 'write a rosbag2 of frames and ground-truth labels from a dataset split'),
-    ('replay', 'replay', 'replay a rosbag2 through segment_node: latency, drops and mIoU'),
-    ('qos-matrix', 'qos_matrix', 'measure image delivery over DDS by QoS, depth and transport '
+    ('bench', '.bench', 'model-only latency of FarSee-Net and peers, and the node end to end'),
+    ('bench-node', '.bench_node', "segment_node's latency and overhead through DDS"),
+    ('train', '..training.train', "train a network with the paper's recipe (torchrun for "
+     'several GPUs)'),
+    ('evaluate', '..training.evaluate', 'mIoU, per-class IoU and pixel accuracy of a '
+     'checkpoint on a dataset split'),
+    ('make-bag', '.bag', 'write a rosbag2 of frames and ground-truth labels from a dataset split'),
+    ('replay', '.replay', 'replay a rosbag2 through segment_node: latency, drops and mIoU'),
+    ('qos-matrix', '.qos_matrix', 'measure image delivery over DDS by QoS, depth and transport '
      '(docs/qos.md)'),
 )
 
@@ -96,7 +97,7 @@ TOOLS = (
 def build_parser() -> argparse.ArgumentParser:
     import importlib
 
-    from .model.network import VARIANTS
+    from ..model.network import VARIANTS
 
     parser = argparse.ArgumentParser(prog='farsee-ros', description=__doc__)
     parser.add_argument('--version', action='version', version=f'farsee_ros {__version__}')
@@ -126,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     cx.set_defaults(func=_complexity)
 
     for name, module_name, help_text in TOOLS:
-        module = importlib.import_module(f'.{module_name}', __package__)
+        module = importlib.import_module(module_name, __package__)
         tool = sub.add_parser(name, help=help_text)
         module.add_arguments(tool)
         tool.set_defaults(func=module.run)
@@ -145,8 +146,8 @@ def commands_markdown() -> str:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    from .model.checkpoint import CheckpointError
-    from .model.export import ExportError
+    from ..model.checkpoint import CheckpointError
+    from ..model.export import ExportError
     try:
         return args.func(args)
     except (CheckpointError, ExportError, ValueError, FileNotFoundError, RuntimeError) as exc:

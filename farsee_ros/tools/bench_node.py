@@ -31,7 +31,7 @@ from typing import Any, Dict, List
 
 import numpy as np
 
-from .node_params import LATENCY_STAGES
+from ..ros.parameters import LATENCY_STAGES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,9 +56,9 @@ def _percentiles(values: List[float]) -> Dict[str, float]:
 
 
 def _untrained_checkpoint(folder: str) -> str:
-    from .classes import CAMVID
-    from .model.checkpoint import make_metadata, save_checkpoint
-    from .model.network import build_model
+    from ..model.classes import CAMVID
+    from ..model.checkpoint import make_metadata, save_checkpoint
+    from ..model.network import build_model
     model = build_model('farseenet', num_classes=CAMVID.num_classes)
     path = os.path.join(folder, 'untrained_farseenet.pt')
     save_checkpoint(path, model, make_metadata(model, CAMVID, input_size=[512, 768],
@@ -76,7 +76,7 @@ def measure(args: argparse.Namespace) -> Dict[str, Any]:
     from diagnostic_msgs.msg import DiagnosticArray
     from sensor_msgs.msg import Image
 
-    from .node_harness import Client, image_message, NodeProcess, stamp_ns
+    from .harness import Client, image_message, NodeProcess, stamp_ns
 
     height, width = args.size
     with tempfile.TemporaryDirectory() as folder:
@@ -126,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _summarise(client: Any, sent: List[int], args: argparse.Namespace) -> Dict[str, Any]:
-    from .node_harness import latency_stages, stamp_ns
+    from .harness import latency_stages, stamp_ns
     wanted = set(sent)
     stages: Dict[str, List[float]] = {k: [] for k in LATENCY_STAGES}
     inference_by_stamp = {}

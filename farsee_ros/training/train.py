@@ -30,7 +30,6 @@ import csv
 import json
 import math
 import os
-import sys
 import time
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -38,12 +37,13 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from .data.augment import TrainAugmentation
-from .data.datasets import build_dataset, DATASETS, SegmentationDataset
-from .data.metrics import ConfusionMatrix
-from .model.checkpoint import IMAGENET_NORMALIZATION, make_metadata, save_checkpoint
-from .model.network import build_model, VARIANTS
-from .segmenter import model_input, resolve_device
+from .augment import TrainAugmentation
+from ..common import atomic_write
+from .datasets import build_dataset, DATASETS, SegmentationDataset
+from .metrics import ConfusionMatrix
+from ..model.checkpoint import IMAGENET_NORMALIZATION, make_metadata, save_checkpoint
+from ..model.network import build_model, VARIANTS
+from ..engine import model_input, resolve_device
 
 STATE_FORMAT = 'farsee_ros.training_state'
 # Settings a resumed run must share with the run it continues (else it would not be exact).
@@ -201,21 +201,19 @@ def _config(args: argparse.Namespace, crop: Sequence[int], input_size: Sequence[
 
 
 def _save_atomic(obj: Any, path: str) -> None:
-    tmp = f'{path}.tmp'
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_write(path, 'wb') as f:
+        torch.save(obj, f)
 
 
 def _write_log(path: str, history: List[Dict[str, Any]]) -> None:
     keys: List[str] = []
     for row in history:
         keys.extend(k for k in row if k not in keys)
-    with open(path + '.tmp', 'w', newline='') as f:
+    with atomic_write(path, newline='') as f:
         writer = csv.DictWriter(f, fieldnames=keys)
         writer.writeheader()
         for row in history:
             writer.writerow({k: ('' if row.get(k) is None else row.get(k)) for k in keys})
-    os.replace(path + '.tmp', path)
 
 
 def plot_history(history: List[Dict[str, Any]], path: str) -> None:
@@ -461,13 +459,3 @@ def _train(args, rank: int, world: int, local_rank: int, started: float) -> int:
     say(f'done: {args.epochs} epochs; best val mIoU {best_miou:.4f} at epoch {best_epoch} '
         f'-> {os.path.join(args.out, "best.pt")}')
     return 0
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Entry point for `python -m farsee_ros.train` (what torchrun starts): `farsee-ros train`."""
-    from .cli import main as cli_main
-    return cli_main(['train', *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == '__main__':
-    sys.exit(main())

@@ -34,7 +34,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
-from .resources import share_directory
+from ..ros.resources import share_directory
 
 
 def stamp_ns(header: Any) -> int:
@@ -73,7 +73,8 @@ class NodeProcess:
     def __init__(self, log_dir, params: Dict[str, Any], name: str = 'node',
                  extra_args: Optional[List[str]] = None, env: Optional[Dict[str, str]] = None):
         self.log_path = os.path.join(str(log_dir), f'{name}.log')
-        command = [sys.executable, '-m', 'farsee_ros.node', '--ros-args', '-r', '__node:=farsee',
+        command = [sys.executable, '-m', 'farsee_ros.ros.node', '--ros-args',
+                   '-r', '__node:=farsee',
                    '--params-file', os.path.join(share_directory(), 'config', 'segment.yaml')]
         for key, value in params.items():
             command += ['-p', f'{key}:={value}']

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..classes import CAMVID, CITYSCAPES, ClassSet, get_class_set
+from ..model.classes import CAMVID, CITYSCAPES, ClassSet, get_class_set
 
 DATASETS = ('camvid', 'cityscapes', 'folders')
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.ppm')

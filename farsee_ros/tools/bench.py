@@ -34,8 +34,8 @@ from typing import Any, Callable, Dict, List, Sequence, Tuple
 
 import torch
 
-from .model.network import build_model, VARIANTS
-from .segmenter import resolve_device
+from ..model.network import build_model, VARIANTS
+from ..engine import resolve_device
 
 PEERS = ('lraspp_mobilenet_v3_large', 'deeplabv3_mobilenet_v3_large', 'fcn_resnet50',
          'deeplabv3_resnet50')

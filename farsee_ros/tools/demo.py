@@ -36,11 +36,11 @@ import cv2
 import numpy as np
 
 from .bag import BagFrame
-from .classes import class_set_of
+from ..model.classes import class_set_of
 from .fetch import FetchError, fetch_files, OfflineError, RemoteFiles
-from .model.checkpoint import read_checkpoint
-from .resources import default_model_path
-from .segmenter import resolve_device
+from ..model.checkpoint import read_checkpoint
+from ..ros.resources import default_model_path
+from ..engine import resolve_device
 
 CAMERA_TOPIC = '/camera/image_raw'
 SYNTHETIC = 'SYNTHETIC street-like frames (procedurally drawn, not camera images)'
@@ -235,7 +235,7 @@ def rgb_of(pixels: np.ndarray, order: str) -> np.ndarray:
 
 def message_pixels(msg) -> Tuple[np.ndarray, str]:
     """Return a received sensor_msgs/Image's pixels and colour order."""
-    from .conversions import image_to_frame
+    from ..ros.conversions import image_to_frame
     frame = image_to_frame(msg, 1 << 28)
     return frame.pixels, frame.color_order
 
@@ -252,7 +252,7 @@ def record_live(topic: str, count: int, model: Optional[str], device: str, timeo
     from diagnostic_msgs.msg import DiagnosticArray
     from sensor_msgs.msg import Image
 
-    from .node_harness import Client, model_line, NodeProcess, stamp_ns
+    from .harness import Client, model_line, NodeProcess, stamp_ns
     from .replay import Playback
 
     prefix = '/farsee'
@@ -367,7 +367,7 @@ def write_outputs(out: str, frames: Sequence[BagFrame], truth: Dict[int, np.ndar
 
     from PIL import Image as PilImage
 
-    from .node_harness import stamp_ns
+    from .harness import stamp_ns
     from .replay import plot_latency
 
     os.makedirs(out, exist_ok=True)

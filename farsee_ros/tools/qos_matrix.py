@@ -27,9 +27,9 @@ JSON results that this parent reads; each child also reports which transports it
 (TCP listener, UDP sockets, mapped Fast DDS shared-memory segments), so a transport that was
 asked for but not applied is flagged rather than silently measured as something else.
 
-    python -m farsee_ros.qos_matrix                  # full matrix, 144 cells (~11 min, 2 cores)
-    python -m farsee_ros.qos_matrix --quick          # 8 cells (under a minute)
-    python -m farsee_ros.qos_matrix --sizes 640x480 --rates 10 --out qos.md --json qos.json
+    python -m farsee_ros.tools.qos_matrix           # full matrix, 144 cells (~11 min, 2 cores)
+    python -m farsee_ros.tools.qos_matrix --quick   # 8 cells (under a minute)
+    python -m farsee_ros.tools.qos_matrix --sizes 640x480 --rates 10 --out qos.md --json qos.json
 """
 
 import argparse
@@ -47,6 +47,8 @@ import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+
+from ..common import atomic_write, percentiles
 
 # Values Fast DDS 3.x accepts for FASTDDS_BUILTIN_TRANSPORTS (set_builtin_transports_from_env_var
 # in RTPSParticipantImpl.cpp); LARGE_DATA also takes options, e.g. 'LARGE_DATA?max_msg_size=1MB'.
@@ -247,10 +249,8 @@ def effective_transports(probe: Dict[str, int]) -> str:
 
 
 def _write_json(path: str, data: dict) -> None:
-    tmp = path + '.tmp'
-    with open(tmp, 'w') as out:
+    with atomic_write(path) as out:
         json.dump(data, out)
-    os.replace(tmp, path)
 
 
 def _child_should_stop(stop_file: str, parent: int, deadline: float) -> Optional[str]:
@@ -268,7 +268,7 @@ def _subscriber(args: argparse.Namespace) -> int:
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
     from sensor_msgs.msg import Image
 
-    from .node_harness import stamp_ns
+    from .harness import stamp_ns
 
     parent, deadline = os.getppid(), time.monotonic() + args.deadline
     rclpy.init(args=[])
@@ -313,7 +313,7 @@ def _publisher(args: argparse.Namespace) -> int:
     import rclpy
     from sensor_msgs.msg import Image
 
-    from .node_harness import image_message
+    from .harness import image_message
 
     parent, deadline = os.getppid(), time.monotonic() + args.deadline
     rclpy.init(args=[])
@@ -393,7 +393,7 @@ def _spawn(role: str, cell: Cell, settings: Settings, folder: str, topic: str,
     reliability, depth, transport = (
         (cell.pub_reliability, cell.pub_depth, cell.pub_transport) if role == 'publisher'
         else (cell.sub_reliability, cell.sub_depth, cell.sub_transport))
-    command = [sys.executable, '-m', 'farsee_ros.qos_matrix', '--role', role,
+    command = [sys.executable, '-m', 'farsee_ros.tools.qos_matrix', '--role', role,
                '--topic', topic, '--width', str(cell.width), '--height', str(cell.height),
                '--rate', repr(cell.rate), '--reliability', reliability, '--depth', str(depth),
                '--frames', str(settings.frames), '--match-timeout', repr(settings.match_timeout),
@@ -562,8 +562,8 @@ def _measure(cell: Cell, settings: Settings, workdir: Optional[str], tag: str) -
         row['latencies_ms'] = [round(v, 3) for v in latencies]
         row['sub_probe'] = sub_result.get('probe')
         if latencies:
-            row['p50_ms'], row['p95_ms'] = (float(v) for v in np.percentile(latencies, [50, 95]))
-            row['max_ms'] = float(max(latencies))
+            stats = percentiles(latencies, ('p50', 'p95', 'max'))
+            row['p50_ms'], row['p95_ms'], row['max_ms'] = stats['p50'], stats['p95'], stats['max']
         if any(size != cell.frame_bytes for _, _, _, size in samples):
             row['notes'].append('frames of the wrong size arrived')
         if row['unique'] != row['received']:
@@ -769,7 +769,7 @@ def _package_version(name: str) -> Optional[str]:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """Parse `argv` and run; `python -m farsee_ros.qos_matrix` and `farsee-ros qos-matrix`."""
+    """Parse `argv` and run (`python -m farsee_ros.tools.qos_matrix`, `farsee-ros qos-matrix`)."""
     parser = argparse.ArgumentParser(prog='qos-matrix', description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)

@@ -191,7 +191,7 @@ def bag_topics(path: str) -> List[Tuple[str, str, int]]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the make-bag command's options to `parser`."""
-    from .data.datasets import DATASETS
+    from ..training.datasets import DATASETS
     parser.add_argument('--dataset', required=True, choices=DATASETS)
     parser.add_argument('--root', required=True, help='dataset root directory')
     parser.add_argument('--split', default='val')
@@ -210,7 +210,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Write the bag and print what it holds."""
-    from .data.datasets import build_dataset
+    from ..training.datasets import build_dataset
     dataset = build_dataset(args.dataset, args.root, args.split, classes=args.classes)
     count = make_bag(dataset, args.out, storage=args.storage, rate=args.rate,
                      image_topic=args.image_topic, labels_topic=args.labels_topic or None,

@@ -1,0 +1,65 @@
+# Copyright 2026 The farsee_ros Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""Device and precision choice for inference and training: auto | cpu | cuda | cuda:N."""
+
+import argparse
+from typing import Optional, Tuple
+
+import torch
+
+DEVICES = 'auto, cpu, cuda or cuda:N'
+PRECISIONS = ('auto', 'fp32', 'fp16')
+
+
+def add_device_argument(parser: argparse.ArgumentParser) -> None:
+    """Add the one --device option every tool shares."""
+    parser.add_argument('--device', default='auto', help=DEVICES)
+
+
+def resolve_device(device: str) -> Tuple[torch.device, Optional[str]]:
+    """Map 'auto' | 'cpu' | 'cuda' | 'cuda:N' to a torch device; also return a warning or None."""
+    name = str(device).strip().lower()
+    if name == 'auto':
+        if torch.cuda.is_available():
+            return torch.device('cuda'), None
+        return torch.device('cpu'), 'device auto: CUDA is not available, running on the CPU'
+    if name == 'cpu':
+        return torch.device('cpu'), None
+    if name == 'cuda' or name.startswith('cuda:'):
+        index = 0
+        if name != 'cuda':
+            suffix = name[len('cuda:'):]
+            if not suffix.isdigit():
+                raise ValueError(f'invalid device {device!r}; accepted: {DEVICES}')
+            index = int(suffix)
+        if not torch.cuda.is_available():
+            raise ValueError(f'device {device!r} requested but CUDA is not available here; '
+                             "use 'auto' or 'cpu'")
+        if index >= torch.cuda.device_count():
+            raise ValueError(f'device {device!r}: only {torch.cuda.device_count()} CUDA '
+                             'device(s) present')
+        return torch.device('cuda', index), None
+    raise ValueError(f'invalid device {device!r}; accepted: {DEVICES}')
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
+    """'auto' is fp16 on CUDA and fp32 on the CPU; fp16 needs CUDA."""
+    if precision not in PRECISIONS:
+        raise ValueError(f'invalid precision {precision!r}; accepted: {", ".join(PRECISIONS)}')
+    if precision == 'auto':
+        return torch.float16 if device.type == 'cuda' else torch.float32
+    if precision == 'fp16' and device.type != 'cuda':
+        raise ValueError("precision 'fp16' needs a CUDA device; use 'fp32' or 'auto' on the CPU")
+    return torch.float16 if precision == 'fp16' else torch.float32

@@ -1,0 +1,140 @@
+# Copyright 2026 The farsee_ros Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+The inference engine: a uint8 frame in; full-resolution labels, overlay and stage times out.
+
+Used by the node, the tools and the benchmarks alike, so what is measured is what runs.
+No ROS imports here.
+"""
+
+from dataclasses import dataclass, field
+import time
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
+import warnings
+
+import numpy as np
+import torch
+
+from .device import resolve_device, resolve_precision
+from .postprocess import blend, class_argmax, upsampled_argmax
+from .preprocess import model_input
+from ..model.checkpoint import load_checkpoint
+from ..model.network import FarSeeNet
+
+COLOR_ORDERS = ('rgb', 'bgr', 'rgba', 'bgra', 'mono')
+
+
+@dataclass
+class Segmentation:
+    """One frame's result: labels (HxW uint8 class ids), overlay (HxWx3 uint8) and times."""
+
+    labels: np.ndarray
+    overlay: Optional[np.ndarray]
+    overlay_order: str
+    timings_ms: Dict[str, float] = field(default_factory=dict)
+
+
+class Segmenter:
+    """Runs a FarSee-Net checkpoint on frames: resize on the device, forward, labels, overlay."""
+
+    def __init__(self, model: FarSeeNet, metadata: Mapping[str, Any], *, device: str = 'auto',
+                 precision: str = 'auto', input_size: Optional[Sequence[int]] = None):
+        self.device, self.device_warning = resolve_device(device)
+        self.dtype = resolve_precision(precision, self.device)
+        self.metadata = dict(metadata)
+        size = input_size or metadata['input_size']
+        if len(size) != 2 or not all(isinstance(s, int) and s >= 32 for s in size):
+            raise ValueError(f'invalid input size {size!r}; expected [height, width], '
+                             'integers of at least 32')
+        self.input_size = (int(size[0]), int(size[1]))
+        self.model = model.to(self.device, self.dtype).eval()
+        self.class_names = list(metadata['class_names'])
+        norm = metadata['normalization']
+        shape = (1, 3, 1, 1)
+        self._mean = torch.tensor(norm['mean'], device=self.device).view(shape) * 255.0
+        self._inv_std = 1.0 / (torch.tensor(norm['std'], device=self.device).view(shape) * 255.0)
+        palette = torch.tensor(metadata['palette'], dtype=torch.uint8, device=self.device)
+        self._palettes = {'rgb': palette, 'bgr': palette.flip(1).contiguous()}
+
+    @classmethod
+    def from_checkpoint(cls, path: str, **kwargs: Any) -> 'Segmenter':
+        """Load a checkpoint file (see model.checkpoint) and wrap it."""
+        model, metadata = load_checkpoint(path)
+        return cls(model, metadata, **kwargs)
+
+    @property
+    def precision(self) -> str:
+        return 'fp16' if self.dtype == torch.float16 else 'fp32'
+
+    def _sync(self) -> None:
+        if self.device.type == 'cuda':
+            torch.cuda.synchronize(self.device)
+
+    @torch.inference_mode()
+    def segment(self, frame: np.ndarray, color_order: str = 'rgb', *,
+                overlay_alpha: float = 0.5, overlay: bool = True) -> Segmentation:
+        """Segment one HxWxC (or HxW mono) uint8 frame; labels come back at the frame's HxW."""
+        if color_order not in COLOR_ORDERS:
+            raise ValueError(f'invalid colour order {color_order!r}; accepted: '
+                             f'{", ".join(COLOR_ORDERS)}')
+        if frame.dtype != np.uint8 or frame.ndim not in (2, 3):
+            raise ValueError(f'frame must be an HxW or HxWxC uint8 array, not {frame.dtype} '
+                             f'with shape {frame.shape}')
+        if not 0.0 <= overlay_alpha <= 1.0:
+            raise ValueError(f'overlay_alpha must be within [0, 1], not {overlay_alpha}')
+        height, width = frame.shape[:2]
+        times: Dict[str, float] = {}
+
+        start = time.perf_counter()
+        pixels = torch.from_numpy(frame).to(self.device, non_blocking=True)  # the one H2D copy
+        if color_order == 'mono':
+            x = pixels.reshape(1, 1, height, width)
+        else:   # HxWxC viewed as 1xCxHxW (channels-last memory, the resize's fast layout)
+            x = pixels[..., :3].permute(2, 0, 1).unsqueeze(0)
+        x = model_input(x, self.input_size, self._mean, self._inv_std, self.dtype, color_order)
+        self._sync()
+        times['preprocess'] = (time.perf_counter() - start) * 1e3
+
+        start = time.perf_counter()
+        if self.device.type == 'cpu':   # logits at the network's own stride
+            logits = self.model.native_logits(x)
+        else:                           # logits at the frame's size (the model resizes)
+            logits = self.model(x, [height, width])
+        self._sync()
+        times['inference'] = (time.perf_counter() - start) * 1e3
+
+        start = time.perf_counter()
+        if self.device.type == 'cpu':
+            labels = upsampled_argmax(logits[0].float(), (height, width), class_argmax)
+        else:
+            labels = class_argmax(logits[0])
+        blended = None
+        order = 'bgr' if color_order in ('bgr', 'bgra') else 'rgb'
+        if overlay:   # blended in the frame's own colour order
+            base = (pixels.reshape(height, width, 1).expand(-1, -1, 3) if color_order == 'mono'
+                    else pixels[..., :3])
+            colours = self._palettes[order][labels.long()]
+            blended = blend(base, colours, overlay_alpha).cpu().numpy()
+        labels_np = labels.cpu().numpy()
+        times['postprocess'] = (time.perf_counter() - start) * 1e3
+        return Segmentation(labels_np, blended, order, times)
+
+    def warmup(self, runs: int = 2, frame_size: Tuple[int, int] = (480, 640)) -> None:
+        """Run a few frames so the first real frame does not pay for lazy initialisation."""
+        frame = np.zeros((*frame_size, 3), np.uint8)
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            for _ in range(runs):
+                self.segment(frame)
