@@ -28,7 +28,10 @@ import torch
 from farsee_ros.tools.cli import main
 from farsee_ros.training.datasets import build_dataset
 from farsee_ros.model.checkpoint import load_checkpoint
-from farsee_ros.training.train import default_input_size, lr_at, median_frequency_weights
+from farsee_ros.tools.cli import build_parser
+from farsee_ros.training.train import (build, ddp_backend, default_input_size, distributed,
+                                       epoch_order, evaluate, lr_at, median_frequency_weights,
+                                       prepare, train_one_epoch)
 
 FAST = ['--dataset', 'camvid', '--input-size', '64', '64', '--crop', '48', '64',
         '--batch-size', '4', '--workers', '0', '--lr', '0.05']
@@ -120,6 +123,58 @@ def test_median_frequency_weights_by_hand(tmp_path):
         # torch's nanmedian takes the lower middle value for an even count
         assert weights[c] == pytest.approx(expected) or len(known) % 2 == 0
     assert all(w >= 0 for w in weights)
+
+
+def test_ddp_backend_follows_the_device(monkeypatch):
+    monkeypatch.delenv('FARSEE_DDP_BACKEND', raising=False)
+    assert ddp_backend(torch.device('cpu')) == 'gloo'   # even where CUDA is present
+    assert ddp_backend(torch.device('cuda', 1)) == 'nccl'
+    monkeypatch.setenv('FARSEE_DDP_BACKEND', 'gloo')
+    assert ddp_backend(torch.device('cuda', 1)) == 'gloo'
+    monkeypatch.delenv('WORLD_SIZE', raising=False)
+    with distributed('cpu') as place:   # one process: no process group
+        assert (place.device, place.rank, place.world, place.main) == (
+            torch.device('cpu'), 0, 1, True)
+
+
+def test_epoch_order_is_seeded_and_sharded():
+    # 10 samples, global batch 4: two full batches (8 samples), the ranks split them.
+    shards = [epoch_order(7, 3, 10, 4, rank, 2) for rank in range(2)]
+    assert [len(s) for s in shards] == [4, 4]
+    assert len(set(shards[0] + shards[1])) == 8 and set(shards[0] + shards[1]) <= set(range(10))
+    assert epoch_order(7, 3, 10, 4, 1, 2) == shards[1]   # (seed, epoch) fixes the order
+    assert epoch_order(7, 4, 10, 4) != epoch_order(7, 3, 10, 4)
+    assert sorted(epoch_order(0, 0, 3, 4)) == [0, 1, 2]   # fewer samples than a batch: all
+
+
+def test_train_one_epoch_and_evaluate_by_themselves(camvid_root, tmp_path):
+    def one_epoch(out):
+        args = build_parser().parse_args(['train', '--root', camvid_root, '--out', out,
+                                          '--epochs', '2', '--device', 'cpu', *FAST])
+        with distributed(args.device) as place:
+            setup = prepare(args, place)
+            learner = build(args, setup)
+            before = [p.detach().clone() for p in learner.net.parameters()]
+            loss, lr = train_one_epoch(learner, setup, 0)
+            confusion = evaluate(learner.net, setup.val_set, device=place.device,
+                                 input_size=setup.input_size, mean255=setup.mean255,
+                                 inv_std255=setup.inv_std255, amp=setup.amp)
+        return setup, learner, before, loss, lr, confusion
+
+    setup, learner, before, loss, lr, confusion = one_epoch(str(tmp_path / 'a'))
+    assert setup.steps_per_epoch == 2 and setup.per_process_batch == 4
+    assert torch.isfinite(torch.tensor(loss)) and loss > 0
+    assert lr == lr_at(setup.config, 0, setup.steps_per_epoch - 1, setup.steps_per_epoch)
+    assert any(not torch.equal(a, b) for a, b in zip(before, learner.net.parameters()))
+    assert learner.net.training   # evaluate leaves the mode as it found it
+    labelled = sum(int((setup.val_set.load(i)[1] != 11).sum())
+                   for i in range(len(setup.val_set)))
+    assert int(confusion.matrix.sum()) == labelled
+    # The same epoch again, from scratch: the same loss and weights, bit for bit.
+    _, again, _, loss_again, _, _ = one_epoch(str(tmp_path / 'b'))
+    assert loss_again == loss
+    for a, b in zip(learner.net.state_dict().values(), again.net.state_dict().values()):
+        assert torch.equal(a, b)
 
 
 def _free_port():

@@ -22,35 +22,35 @@ to the label's full resolution. One process, or several under torchrun (DDP; glo
 nccl on CUDA). Every epoch writes <out>/last.pt (the whole training state; `--resume`
 continues exactly: each epoch's shuffling and augmentation are seeded from (seed, epoch)),
 <out>/best.pt (a model checkpoint, best on the validation split), <out>/metrics.csv and
-<out>/training.png.
+<out>/training.png (see state.py).
+
+The run, as torchvision's references/segmentation/train.py splits it: `run` is the outline;
+`prepare` settles the device, precision, data and recipe, `build` the model and optimizer,
+`train_one_epoch` trains one epoch, `evaluate` scores the validation split, and state.py
+writes the checkpoints and reads them back.
 """
 
 import argparse
-import csv
-import json
+import contextlib
+import dataclasses
 import math
 import os
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from .augment import TrainAugmentation
-from ..common import atomic_write
 from .datasets import build_dataset, DATASETS, SegmentationDataset
 from .metrics import ConfusionMatrix
-from ..model.checkpoint import IMAGENET_NORMALIZATION, make_metadata, save_checkpoint
+from ..model.checkpoint import IMAGENET_NORMALIZATION
+from ..model.classes import ClassSet
 from ..model.network import build_model, VARIANTS
-from ..engine import model_input, resolve_device
-
-STATE_FORMAT = 'farsee_ros.training_state'
-# Settings a resumed run must share with the run it continues (else it would not be exact).
-RECIPE_KEYS = ('dataset', 'train_split', 'variant', 'input_size', 'crop', 'epochs',
-               'batch_size', 'lr', 'momentum', 'weight_decay', 'schedule', 'step_size', 'gamma',
-               'poly_power', 'warmup_epochs', 'class_weights', 'backbone_weights', 'seed',
-               'scale', 'degrees', 'colour_noise', 'amp', 'classes')
+from ..engine import add_device_argument, model_input, resolve_device
+from .state import (Progress, RECIPE_KEYS, restore_state, resume_state, save_best, save_epoch,
+                    TrainingError, write_config)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -94,7 +94,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--colour-noise', type=float, default=0.1)
     parser.add_argument('--amp', default='auto', choices=['auto', 'off', 'bf16', 'fp16'],
                         help='mixed precision (auto: bf16 or fp16 on CUDA, off on the CPU)')
-    parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
+    add_device_argument(parser)
     parser.add_argument('--workers', type=int, default=2, help='data-loading processes')
     parser.add_argument('--no-cache', action='store_true',
                         help='decode images on every read instead of keeping them in memory')
@@ -105,10 +105,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='stop (resumably) after this many epochs in this run')
     parser.add_argument('--time-limit', type=float, default=0.0,
                         help='stop (resumably) before an epoch would end past this many minutes')
-
-
-class TrainingError(ValueError):
-    """A training run that cannot start or continue, said in one line."""
 
 
 def default_input_size(crop: Sequence[int]) -> List[int]:
@@ -166,16 +162,123 @@ def median_frequency_weights(dataset: SegmentationDataset) -> List[float]:
     return [float(median / f) if f > 0 else 0.0 for f in freq.tolist()]
 
 
-def _distributed():
-    """Return (rank, world size, local rank); initialise the process group under torchrun."""
+@dataclasses.dataclass
+class Placement:
+    """Where this process trains: its device, and its rank among `world` processes."""
+
+    device: torch.device
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def main(self) -> bool:
+        """Whether this is the process that prints and writes the run's files (rank 0)."""
+        return self.rank == 0
+
+
+def ddp_backend(device: torch.device) -> str:
+    """Return the DDP backend: nccl on CUDA, gloo on the CPU; FARSEE_DDP_BACKEND overrides."""
+    return os.environ.get('FARSEE_DDP_BACKEND') or ('nccl' if device.type == 'cuda' else 'gloo')
+
+
+@contextlib.contextmanager
+def distributed(device_name: str) -> Iterator[Placement]:
+    """
+    Resolve --device; under torchrun, join the process group for the block, then leave it.
+
+    One process trains on the device asked for; under torchrun each process on CUDA takes the
+    GPU of its LOCAL_RANK, and the backend follows the device (`ddp_backend`).
+    """
+    device, _ = resolve_device(device_name)
     world = int(os.environ.get('WORLD_SIZE', '1'))
     if world == 1:
-        return 0, 1, 0
+        yield Placement(device)
+        return
     import torch.distributed as dist
-    backend = 'nccl' if torch.cuda.is_available() and \
-        os.environ.get('FARSEE_DDP_BACKEND', '') != 'gloo' else 'gloo'
-    dist.init_process_group(backend)
-    return dist.get_rank(), world, int(os.environ.get('LOCAL_RANK', '0'))
+    if device.type == 'cuda':
+        device = torch.device('cuda', int(os.environ.get('LOCAL_RANK', '0')))
+        torch.cuda.set_device(device)
+    dist.init_process_group(ddp_backend(device))
+    try:
+        yield Placement(device, dist.get_rank(), world)
+    finally:
+        dist.destroy_process_group()
+
+
+@dataclasses.dataclass
+class Setup:
+    """What `prepare` settles before any weights exist: precision, data, sizes and the recipe."""
+
+    place: Placement
+    amp: Optional[torch.dtype]                # autocast dtype; None: fp32
+    train_set: SegmentationDataset            # augmented (TrainAugmentation)
+    val_set: Optional[SegmentationDataset]    # None: no validation
+    crop: Sequence[int]                       # full-resolution crop = label and loss size
+    input_size: Sequence[int]                 # what the network sees
+    config: Dict[str, Any]                    # the recipe: RECIPE_KEYS and class_weight_values
+    resume_state: Optional[Dict[str, Any]]    # <out>/last.pt to continue; None: a new run
+    mean255: torch.Tensor                     # model_input's normalization, on the device
+    inv_std255: torch.Tensor
+
+    @property
+    def classes(self) -> ClassSet:
+        """Return the class set of the training data."""
+        return self.train_set.classes
+
+    @property
+    def ignore_index(self) -> int:
+        """Return the label id the loss ignores (-100, cross_entropy's default, if none)."""
+        ignore = self.classes.ignore_index
+        return ignore if ignore is not None else -100
+
+    @property
+    def per_process_batch(self) -> int:
+        """Return the batch each process trains on (--batch-size is the global one)."""
+        return self.config['batch_size'] // self.place.world
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Return the optimizer steps per epoch (a last partial batch is dropped)."""
+        samples, batch = len(self.train_set), self.config['batch_size']
+        return samples // batch if samples >= batch else math.ceil(samples / batch)
+
+
+def prepare(args: argparse.Namespace, place: Placement) -> Setup:
+    """
+    Settle precision, datasets, crop and input size and the recipe; check --out for --resume.
+
+    A --resume needs <out>/last.pt with the same recipe (a change is refused, named); a new run
+    refuses an existing one. The training images are decoded once here when cached.
+    """
+    amp = _amp_dtype(args.amp, place.device)
+    if args.batch_size % place.world:
+        raise TrainingError(f'--batch-size {args.batch_size} is not divisible by the '
+                            f'{place.world} processes')
+    cache = not args.no_cache
+    train_set = build_dataset(args.dataset, args.root, args.train_split, classes=args.classes,
+                              cache=cache)
+    val_set = (build_dataset(args.dataset, args.root, args.val_split, classes=args.classes,
+                             cache=cache) if args.val_split else None)
+    crop = args.crop or train_set.frame_size()
+    input_size = args.input_size or default_input_size(crop)
+    config = _config(args, crop, input_size)
+    config['classes'] = train_set.classes.name
+    os.makedirs(args.out, exist_ok=True)
+    state = resume_state(args.out, config, args.resume)
+    if cache:   # decode once, before data-loading processes fork
+        for index in range(len(train_set)):
+            train_set.load(index)
+    config['class_weight_values'] = parse_class_weights(args.class_weights, train_set)
+    norm = IMAGENET_NORMALIZATION
+    mean255 = torch.tensor(norm['mean'], device=place.device).view(1, 3, 1, 1) * 255.0
+    inv_std255 = 1.0 / (torch.tensor(norm['std'], device=place.device).view(1, 3, 1, 1) * 255.0)
+    setup = Setup(place, amp, train_set, val_set, crop, input_size, config, state, mean255,
+                  inv_std255)
+    ignore = setup.ignore_index
+    train_set.transform = TrainAugmentation(
+        crop, ignore if ignore >= 0 else 0, scale=tuple(args.scale), degrees=args.degrees,
+        colour_noise=args.colour_noise)
+    return setup
 
 
 def _amp_dtype(amp: str, device: torch.device) -> Optional[torch.dtype]:
@@ -188,11 +291,6 @@ def _amp_dtype(amp: str, device: torch.device) -> Optional[torch.dtype]:
     return torch.bfloat16
 
 
-def _collate(batch):
-    images, labels = zip(*batch)
-    return torch.stack(images), torch.stack(labels)
-
-
 def _config(args: argparse.Namespace, crop: Sequence[int], input_size: Sequence[int]) -> Dict:
     config = {k: getattr(args, k) for k in RECIPE_KEYS if hasattr(args, k)}
     config.update(crop=[int(c) for c in crop], input_size=[int(s) for s in input_size],
@@ -200,47 +298,131 @@ def _config(args: argparse.Namespace, crop: Sequence[int], input_size: Sequence[
     return config
 
 
-def _save_atomic(obj: Any, path: str) -> None:
-    with atomic_write(path, 'wb') as f:
-        torch.save(obj, f)
+@dataclasses.dataclass
+class Learner:
+    """What `build` makes: the network, its optimizer, grad scaler and loss weights; progress."""
+
+    model: torch.nn.Module                  # what trains: the network, DDP-wrapped under torchrun
+    net: torch.nn.Module                    # the network itself (validation, checkpoints)
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler            # enabled for fp16 only
+    loss_weight: Optional[torch.Tensor]     # cross-entropy class weights; None: unweighted
+    backbone_init: str                      # how the front-end was initialised
+    progress: Progress                      # epochs done, history, best (from --resume)
 
 
-def _write_log(path: str, history: List[Dict[str, Any]]) -> None:
-    keys: List[str] = []
-    for row in history:
-        keys.extend(k for k in row if k not in keys)
-    with atomic_write(path, newline='') as f:
-        writer = csv.DictWriter(f, fieldnames=keys)
-        writer.writeheader()
-        for row in history:
-            writer.writerow({k: ('' if row.get(k) is None else row.get(k)) for k in keys})
+def build(args: argparse.Namespace, setup: Setup) -> Learner:
+    """
+    Build the model (channels_last; DDP, with SyncBatchNorm on CUDA), SGD and the grad scaler.
+
+    The weights are initialised from --seed; a --resume then restores the weights, optimizer,
+    scaler and progress of its training state.
+    """
+    device, world = setup.place.device, setup.place.world
+    torch.manual_seed(args.seed)
+    model = build_model(args.variant, num_classes=setup.classes.num_classes,
+                        backbone_weights=args.backbone_weights)
+    backbone_init = model.backbone_init
+    model = model.to(device, memory_format=torch.channels_last)
+    if world > 1:
+        if device.type == 'cuda':   # batch statistics over all GPUs (SyncBN is CUDA-only)
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == 'cuda' else None)
+    net = model.module if world > 1 else model
+    optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum,
+                                weight_decay=args.weight_decay)
+    scaler = torch.amp.GradScaler(device.type, enabled=setup.amp == torch.float16)
+    weights = setup.config['class_weight_values']
+    loss_weight = torch.tensor(weights, device=device) if weights else None
+    progress = Progress()
+    if setup.resume_state is not None:
+        progress = restore_state(setup.resume_state, net, optimizer, scaler)
+    return Learner(model, net, optimizer, scaler, loss_weight, backbone_init, progress)
 
 
-def plot_history(history: List[Dict[str, Any]], path: str) -> None:
-    """Write the training loss and validation mIoU per epoch to a PNG."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    fig, loss_ax = plt.subplots(figsize=(8, 4.5), dpi=100)
-    epochs = [r['epoch'] for r in history]
-    loss_ax.plot(epochs, [r['train_loss'] for r in history], color='tab:red', label='train loss')
-    loss_ax.set_xlabel('epoch')
-    loss_ax.set_ylabel('train loss (cross-entropy)', color='tab:red')
-    miou_ax = loss_ax.twinx()
-    val = [(r['epoch'], r['val_miou']) for r in history if r.get('val_miou') is not None]
-    if val:
-        miou_ax.plot(*zip(*val), color='tab:blue', marker='.', label='val mIoU')
-    miou_ax.set_ylabel('validation mIoU', color='tab:blue')
-    miou_ax.set_ylim(0, 1)
-    loss_ax.grid(alpha=0.3)
-    fig.suptitle('farsee-ros train')
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+def epoch_order(seed: int, epoch: int, samples: int, batch_size: int, rank: int = 0,
+                world: int = 1) -> List[int]:
+    """
+    Seed torch from (seed, epoch); return this rank's share of the epoch's shuffled samples.
+
+    Everything random in an epoch (this order, then the augmentation) derives from the seed
+    set here, so a resumed run repeats the epoch exactly. A last partial global batch is
+    dropped (unless it is the only one); the ranks take every `world`-th sample.
+    """
+    torch.manual_seed(seed * 100_003 + epoch)
+    order = torch.randperm(samples).tolist()
+    used = samples // batch_size * batch_size if samples >= batch_size else samples
+    return (order * 2)[:max(used, world)][rank::world]
+
+
+def train_one_epoch(learner: Learner, setup: Setup, epoch: int, *,
+                    workers: int = 0) -> Tuple[float, float]:
+    """
+    Train epoch `epoch` (from 0); return its mean loss over all ranks and its last lr.
+
+    The order and augmentation are seeded from (seed, epoch) (`epoch_order`); the learning
+    rate follows `lr_at` per step.
+    """
+    from tqdm import tqdm
+
+    config, place = setup.config, setup.place
+    order = epoch_order(config['seed'], epoch, len(setup.train_set), config['batch_size'],
+                        place.rank, place.world)
+    loader = DataLoader(setup.train_set, batch_size=setup.per_process_batch, sampler=order,
+                        num_workers=workers, collate_fn=_collate,
+                        pin_memory=place.device.type == 'cuda', drop_last=False,
+                        persistent_workers=False)
+    learner.model.train()
+    loss_sum = torch.zeros(2, dtype=torch.float64, device=place.device)
+    bar = tqdm(loader, desc=f'epoch {epoch + 1}/{config["epochs"]}', leave=False,
+               disable=None if place.main else True, dynamic_ncols=True)
+    for step, (images, labels) in enumerate(bar):
+        lr = lr_at(config, epoch, step, setup.steps_per_epoch)
+        where = f'epoch {epoch + 1} step {step + 1}'
+        loss = _train_step(learner, setup, images, labels, lr, where)
+        loss_sum += torch.stack([loss.double() * len(images),
+                                 torch.tensor(len(images), dtype=torch.float64,
+                                              device=place.device)])
+        bar.set_postfix(loss=f'{loss.item():.3f}', lr=f'{lr:.4g}')
+    bar.close()
+    if place.world > 1:
+        import torch.distributed as dist
+        dist.all_reduce(loss_sum)
+    return float(loss_sum[0] / loss_sum[1]), lr
+
+
+def _train_step(learner: Learner, setup: Setup, images: torch.Tensor, labels: torch.Tensor,
+                lr: float, where: str) -> torch.Tensor:
+    """Take one SGD step at `lr` on a batch; return its loss, found finite before the step."""
+    for group in learner.optimizer.param_groups:
+        group['lr'] = lr
+    device, amp = setup.place.device, setup.amp
+    images = images.to(device, non_blocking=True)
+    labels = labels.to(device, non_blocking=True).long()
+    x = model_input(images, setup.input_size, setup.mean255, setup.inv_std255).contiguous(
+        memory_format=torch.channels_last)
+    with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
+        logits = learner.model(x, [labels.shape[1], labels.shape[2]])
+    loss = F.cross_entropy(logits.float(), labels, weight=learner.loss_weight,
+                           ignore_index=setup.ignore_index)
+    if not torch.isfinite(loss):   # before the step, so the weights stay finite
+        raise TrainingError(f'the loss became {loss.item()} at {where}; lower --lr or use '
+                            '--warmup-epochs')
+    learner.optimizer.zero_grad(set_to_none=True)
+    learner.scaler.scale(loss).backward()
+    learner.scaler.step(learner.optimizer)
+    learner.scaler.update()
+    return loss.detach()
+
+
+def _collate(batch):
+    images, labels = zip(*batch)
+    return torch.stack(images), torch.stack(labels)
 
 
 @torch.inference_mode()
-def validate(model: torch.nn.Module, dataset: SegmentationDataset, *, device: torch.device,
+def evaluate(model: torch.nn.Module, dataset: SegmentationDataset, *, device: torch.device,
              input_size: Sequence[int], mean255: torch.Tensor, inv_std255: torch.Tensor,
              amp: Optional[torch.dtype], rank: int = 0, world: int = 1) -> ConfusionMatrix:
     """Confusion matrix of `model` on `dataset` at the labels' full resolution (all ranks)."""
@@ -264,198 +446,77 @@ def validate(model: torch.nn.Module, dataset: SegmentationDataset, *, device: to
 def run(args: argparse.Namespace) -> int:
     """Train; return 0 when the run finished or stopped resumably."""
     started = time.monotonic()
-    rank, world, local_rank = _distributed()
-    try:
-        return _train(args, rank, world, local_rank, started)
-    finally:
-        if world > 1:
-            import torch.distributed as dist
-            dist.destroy_process_group()
-
-
-def _train(args, rank: int, world: int, local_rank: int, started: float) -> int:
-    from tqdm import tqdm
-
-    main_process = rank == 0
-    say = print if main_process else (lambda *a, **k: None)
     if args.threads:
         torch.set_num_threads(args.threads)
-    device, _ = resolve_device(args.device)
-    if device.type == 'cuda' and world > 1:
-        device = torch.device('cuda', local_rank)
-        torch.cuda.set_device(device)
-    amp = _amp_dtype(args.amp, device)
-    if args.batch_size % world:
-        raise TrainingError(f'--batch-size {args.batch_size} is not divisible by the '
-                            f'{world} processes')
-    per_process_batch = args.batch_size // world
+    with distributed(args.device) as place:
+        say = print if place.main else _quiet
+        setup = prepare(args, place)
+        learner = build(args, setup)
+        progress = learner.progress
+        if setup.resume_state is not None:
+            say(f'resuming {args.out} after epoch {progress.epoch}/{args.epochs}')
+        if place.main:
+            write_config(args.out, setup.config, place.world, place.device)
+        say(_opening_line(args, setup, learner))
+        epochs_this_run = 0
+        for epoch in range(progress.epoch, args.epochs):
+            epoch_start = time.monotonic()
+            loss, lr = train_one_epoch(learner, setup, epoch, workers=args.workers)
+            row: Dict[str, Any] = {'epoch': epoch + 1, 'lr': lr, 'train_loss': loss}
+            last = epoch + 1 == args.epochs
+            if setup.val_set is not None and ((epoch + 1) % args.val_every == 0 or last):
+                confusion = evaluate(learner.net, setup.val_set, device=place.device,
+                                     input_size=setup.input_size, mean255=setup.mean255,
+                                     inv_std255=setup.inv_std255, amp=setup.amp,
+                                     rank=place.rank, world=place.world)
+                summary = confusion.summary(setup.classes.class_names)
+                row.update(val_miou=summary['miou'], val_pixel_accuracy=summary['pixel_accuracy'],
+                           val_pixels=int(confusion.matrix.sum()))
+                row.update({f'iou_{name}': v for name, v in summary['per_class_iou'].items()})
+                if place.main and progress.record_best(summary['miou'], epoch + 1):
+                    save_best(args.out, learner.net, setup.classes, setup.config, summary,
+                              epoch=epoch + 1, val_split=args.val_split)
+            row['epoch_seconds'] = round(time.monotonic() - epoch_start, 2)
+            progress.history.append(row)
+            progress.epoch = epoch + 1
+            epochs_this_run += 1
+            if place.main:
+                save_epoch(args.out, setup.config, learner.net, learner.optimizer,
+                           learner.scaler, progress)
+                say(_epoch_line(args, row, progress), flush=True)
+            if not last and _stop_now(args, started, epoch_start, epochs_this_run):
+                say(f'stopped after epoch {epoch + 1}/{args.epochs}; continue with the same '
+                    f'command and --resume')
+                return 0
+        say(f'done: {args.epochs} epochs; best val mIoU {progress.best_miou:.4f} at epoch '
+            f'{progress.best_epoch} -> {os.path.join(args.out, "best.pt")}')
+        return 0
 
-    cache = not args.no_cache
-    train_set = build_dataset(args.dataset, args.root, args.train_split, classes=args.classes,
-                              cache=cache)
-    val_set = (build_dataset(args.dataset, args.root, args.val_split, classes=args.classes,
-                             cache=cache) if args.val_split else None)
-    classes = train_set.classes
-    crop = args.crop or train_set.frame_size()
-    input_size = args.input_size or default_input_size(crop)
-    config = _config(args, crop, input_size)
-    config['classes'] = classes.name
 
-    os.makedirs(args.out, exist_ok=True)
-    state_path = os.path.join(args.out, 'last.pt')
-    state = None
-    if args.resume:
-        if not os.path.isfile(state_path):
-            raise TrainingError(f'--resume: no training state at {state_path}')
-        state = torch.load(state_path, map_location='cpu', weights_only=True)
-        if state.get('format') != STATE_FORMAT:
-            raise TrainingError(f'{state_path} is not a farsee_ros training state')
-        changed = [f'{k}: {state["config"].get(k)!r} -> {config.get(k)!r}'
-                   for k in RECIPE_KEYS if state['config'].get(k) != config.get(k)]
-        if changed:
-            raise TrainingError('--resume with a different recipe would not continue the run '
-                                'exactly: ' + '; '.join(changed))
-    elif os.path.exists(state_path):
-        raise TrainingError(f'{state_path} exists: pass --resume to continue that run, or '
-                            'choose another --out')
+def _stop_now(args: argparse.Namespace, started: float, epoch_start: float,
+              epochs_this_run: int) -> bool:
+    """--stop-after reached, or another epoch like this one would end past --time-limit."""
+    elapsed_min = (time.monotonic() - started) / 60
+    epoch_min = (time.monotonic() - epoch_start) / 60
+    out_of_time = args.time_limit and elapsed_min + epoch_min > args.time_limit
+    return bool((args.stop_after and epochs_this_run >= args.stop_after) or out_of_time)
 
-    if cache:   # decode once, before data-loading processes fork
-        for index in range(len(train_set)):
-            train_set.load(index)
-    weights = parse_class_weights(args.class_weights, train_set)
-    config['class_weight_values'] = weights
 
-    torch.manual_seed(args.seed)
-    model = build_model(args.variant, num_classes=classes.num_classes,
-                        backbone_weights=args.backbone_weights)
-    backbone_init = model.backbone_init
-    model = model.to(device, memory_format=torch.channels_last)
-    if world > 1:
-        if device.type == 'cuda':   # batch statistics over all GPUs (SyncBN is CUDA-only)
-            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == 'cuda' else None)
-    net = model.module if world > 1 else model
-    optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum,
-                                weight_decay=args.weight_decay)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
-    history: List[Dict[str, Any]] = []
-    start_epoch, best_miou, best_epoch = 0, -1.0, -1
-    if state is not None:
-        net.load_state_dict(state['model'])
-        optimizer.load_state_dict(state['optimizer'])
-        if state.get('scaler'):
-            scaler.load_state_dict(state['scaler'])
-        start_epoch, history = state['epoch'], list(state['history'])
-        best_miou, best_epoch = state['best_miou'], state['best_epoch']
-        say(f'resuming {args.out} after epoch {start_epoch}/{args.epochs}')
-    if main_process:
-        with open(os.path.join(args.out, 'config.json'), 'w') as f:
-            json.dump({**config, 'world_size': world, 'device': str(device)}, f, indent=2)
+def _opening_line(args: argparse.Namespace, setup: Setup, learner: Learner) -> str:
+    crop, input_size, place = setup.crop, setup.input_size, setup.place
+    return (f'training {args.variant} on {args.dataset}/{args.train_split} '
+            f'({len(setup.train_set)} images, {setup.classes.num_classes} classes), crop '
+            f'{crop[0]}x{crop[1]} -> input {input_size[0]}x{input_size[1]}, batch '
+            f'{args.batch_size} on {place.world} x {place.device}, amp {setup.amp or "off"}, '
+            f'backbone init {learner.backbone_init}')
 
-    norm = IMAGENET_NORMALIZATION
-    mean255 = torch.tensor(norm['mean'], device=device).view(1, 3, 1, 1) * 255.0
-    inv_std255 = 1.0 / (torch.tensor(norm['std'], device=device).view(1, 3, 1, 1) * 255.0)
-    loss_weight = torch.tensor(weights, device=device) if weights else None
-    ignore = classes.ignore_index if classes.ignore_index is not None else -100
-    train_set.transform = TrainAugmentation(
-        crop, ignore if ignore >= 0 else 0, scale=tuple(args.scale), degrees=args.degrees,
-        colour_noise=args.colour_noise)
 
-    samples = len(train_set)
-    drop_last = samples >= args.batch_size
-    steps_per_epoch = (samples // args.batch_size if drop_last
-                       else math.ceil(samples / args.batch_size))
-    say(f'training {args.variant} on {args.dataset}/{args.train_split} ({samples} images, '
-        f'{classes.num_classes} classes), crop {crop[0]}x{crop[1]} -> input '
-        f'{input_size[0]}x{input_size[1]}, batch {args.batch_size} on {world} x {device}, '
-        f'amp {amp or "off"}, backbone init {backbone_init}')
-    epochs_this_run = 0
-    for epoch in range(start_epoch, args.epochs):
-        epoch_start = time.monotonic()
-        # Everything random in an epoch derives from (seed, epoch): a resumed run repeats it.
-        torch.manual_seed(args.seed * 100_003 + epoch)
-        order = torch.randperm(samples).tolist()
-        used = steps_per_epoch * args.batch_size if drop_last else samples
-        order = (order * 2)[:max(used, world)][rank::world]
-        loader = DataLoader(train_set, batch_size=per_process_batch, sampler=order,
-                            num_workers=args.workers, collate_fn=_collate,
-                            pin_memory=device.type == 'cuda', drop_last=False,
-                            persistent_workers=False)
-        model.train()
-        loss_sum = torch.zeros(2, dtype=torch.float64, device=device)
-        bar = tqdm(loader, desc=f'epoch {epoch + 1}/{args.epochs}', leave=False,
-                   disable=None if main_process else True, dynamic_ncols=True)
-        for step, (images, labels) in enumerate(bar):
-            lr = lr_at(config, epoch, step, steps_per_epoch)
-            for group in optimizer.param_groups:
-                group['lr'] = lr
-            images = images.to(device, non_blocking=True)
-            labels = labels.to(device, non_blocking=True).long()
-            x = model_input(images, input_size, mean255, inv_std255).contiguous(
-                memory_format=torch.channels_last)
-            with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
-                logits = model(x, [labels.shape[1], labels.shape[2]])
-            loss = F.cross_entropy(logits.float(), labels, weight=loss_weight,
-                                   ignore_index=ignore)
-            if not torch.isfinite(loss):   # before the step, so the weights stay finite
-                raise TrainingError(f'the loss became {loss.item()} at epoch {epoch + 1} step '
-                                    f'{step + 1}; lower --lr or use --warmup-epochs')
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            loss_sum += torch.stack([loss.detach().double() * len(images),
-                                     torch.tensor(len(images), dtype=torch.float64,
-                                                  device=device)])
-            bar.set_postfix(loss=f'{loss.item():.3f}', lr=f'{lr:.4g}')
-        bar.close()
-        if world > 1:
-            import torch.distributed as dist
-            dist.all_reduce(loss_sum)
-        row: Dict[str, Any] = {'epoch': epoch + 1, 'lr': lr,
-                               'train_loss': float(loss_sum[0] / loss_sum[1])}
-        last = epoch + 1 == args.epochs
-        if val_set is not None and ((epoch + 1) % args.val_every == 0 or last):
-            confusion = validate(net, val_set, device=device, input_size=input_size,
-                                 mean255=mean255, inv_std255=inv_std255, amp=amp,
-                                 rank=rank, world=world)
-            summary = confusion.summary(classes.class_names)
-            row.update(val_miou=summary['miou'], val_pixel_accuracy=summary['pixel_accuracy'],
-                       val_pixels=int(confusion.matrix.sum()))
-            row.update({f'iou_{name}': v for name, v in summary['per_class_iou'].items()})
-            if main_process and summary['miou'] is not None and summary['miou'] > best_miou:
-                best_miou, best_epoch = summary['miou'], epoch + 1
-                metrics = {'val_split': args.val_split, 'val_miou': summary['miou'],
-                           'val_pixel_accuracy': summary['pixel_accuracy'],
-                           'val_per_class_iou': summary['per_class_iou'], 'epoch': epoch + 1}
-                metadata = make_metadata(net, classes, input_size=input_size,
-                                         dataset=f'{args.dataset}/{args.train_split}',
-                                         metrics=metrics, training=config)
-                save_checkpoint(os.path.join(args.out, 'best.pt'), net, metadata)
-        row['epoch_seconds'] = round(time.monotonic() - epoch_start, 2)
-        history.append(row)
-        epochs_this_run += 1
-        if main_process:
-            _save_atomic({'format': STATE_FORMAT, 'format_version': 1, 'epoch': epoch + 1,
-                          'config': config, 'model': net.state_dict(),
-                          'optimizer': optimizer.state_dict(), 'scaler': scaler.state_dict(),
-                          'best_miou': best_miou, 'best_epoch': best_epoch,
-                          'history': history}, state_path)
-            _write_log(os.path.join(args.out, 'metrics.csv'), history)
-            plot_history(history, os.path.join(args.out, 'training.png'))
-            val_text = (f' val mIoU {row["val_miou"]:.4f} (best {best_miou:.4f} @ {best_epoch})'
-                        if row.get('val_miou') is not None else '')
-            say(f'epoch {epoch + 1}/{args.epochs} loss {row["train_loss"]:.4f} lr {lr:.4g}'
-                f'{val_text} {row["epoch_seconds"]:.1f} s', flush=True)
-        elapsed_min = (time.monotonic() - started) / 60
-        epoch_min = (time.monotonic() - epoch_start) / 60
-        out_of_time = args.time_limit and elapsed_min + epoch_min > args.time_limit
-        if not last and ((args.stop_after and epochs_this_run >= args.stop_after)
-                         or out_of_time):
-            say(f'stopped after epoch {epoch + 1}/{args.epochs}; continue with the same '
-                f'command and --resume')
-            return 0
-    say(f'done: {args.epochs} epochs; best val mIoU {best_miou:.4f} at epoch {best_epoch} '
-        f'-> {os.path.join(args.out, "best.pt")}')
-    return 0
+def _epoch_line(args: argparse.Namespace, row: Dict[str, Any], progress: Progress) -> str:
+    val_text = (f' val mIoU {row["val_miou"]:.4f} (best {progress.best_miou:.4f} @ '
+                f'{progress.best_epoch})' if row.get('val_miou') is not None else '')
+    return (f'epoch {row["epoch"]}/{args.epochs} loss {row["train_loss"]:.4f} lr '
+            f'{row["lr"]:.4g}{val_text} {row["epoch_seconds"]:.1f} s')
+
+
+def _quiet(*args, **kwargs) -> None:
+    """Print nothing: `say` on every rank but the first."""
