@@ -26,6 +26,8 @@ setup(
         ('share/' + package_name + '/models', files('models/*')),
     ],
     install_requires=['setuptools'],
+    # colcon test runs pytest only when the package declares it as its test requirement.
+    extras_require={'test': ['pytest']},
     zip_safe=True,
     maintainer='farsee_ros maintainers',
     maintainer_email='farsee-ros@example.com',

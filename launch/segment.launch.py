@@ -42,7 +42,10 @@ def _setup(context):
         namespace=arguments['namespace'], output='screen', emulate_tty=True,
         parameters=[launch_support.params_file(arguments),
                     launch_support.node_parameters(arguments)]))
-    if launch_support.want_rviz(arguments):
+    rviz, rviz_warning = launch_support.start_rviz(arguments)
+    if rviz_warning:
+        actions.append(LogInfo(msg=f'WARNING: {rviz_warning}'))
+    if rviz:
         actions.append(Node(package='rviz2', executable='rviz2', name='rviz2',
                             arguments=['-d', launch_support.rviz_config()], output='screen'))
     return actions

@@ -122,6 +122,21 @@ def test_transport_warning_under_localhost_discovery():
         {'FASTDDS_BUILTIN_TRANSPORTS': 'LARGE_DATA'}, {}) is None
 
 
+def test_rviz_true_without_rviz2_starts_the_node_alone_with_a_warning(tmp_path, monkeypatch):
+    assert launch_support.start_rviz({}) == (False, None)
+    assert launch_support.start_rviz({'rviz': 'true'}, installed=lambda: True) == (True, None)
+    start, warning = launch_support.start_rviz({'rviz': 'true'}, installed=lambda: False)
+    assert not start and 'rviz2 is not installed' in warning and 'apt install' in warning
+    # The real lookup: an ament index without rviz2, then one with it.
+    monkeypatch.setenv('AMENT_PREFIX_PATH', str(tmp_path))
+    assert not launch_support.rviz_installed()
+    marker = tmp_path / 'share' / 'ament_index' / 'resource_index' / 'packages' / 'rviz2'
+    marker.parent.mkdir(parents=True)
+    marker.write_text('')
+    assert launch_support.rviz_installed()
+    assert launch_support.start_rviz({'rviz': 'true'}) == (True, None)
+
+
 def test_rviz_config_shows_overlay_and_labels():
     rviz = yaml.safe_load(open(os.path.join(REPO, 'config', 'farsee.rviz')))
     topics = [d['Topic']['Value'] for d in rviz['Visualization Manager']['Displays']]

@@ -36,6 +36,7 @@ from launch.actions import IncludeLaunchDescription  # noqa: E402
 from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
 import launch_pytest  # noqa: E402
 import rclpy  # noqa: E402
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 
 
@@ -53,16 +54,21 @@ def segment_launch(small_checkpoint):
 
 @pytest.mark.launch(fixture=segment_launch)
 def test_launch_starts_the_node_on_the_given_topic():
+    # Everything on an own, initialised context: the global executor belongs to the default
+    # context, which this test never initialises (spin_once(node) would raise).
     context = rclpy.Context()
     rclpy.init(context=context)
     node = rclpy.create_node('launch_probe', context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
     try:
         publisher = node.create_publisher(Image, '/launch_test/image_raw', 10)
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline and publisher.get_subscription_count() == 0:
-            rclpy.spin_once(node, timeout_sec=0.1)
+            executor.spin_once(timeout_sec=0.1)
         assert publisher.get_subscription_count() > 0
         assert ('farsee', '/') in node.get_node_names_and_namespaces()
     finally:
+        executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown(context=context)

@@ -131,6 +131,9 @@ def test_setup_installs_the_ament_layout_and_console_script(tmp_path):
         assert f'farsee_ros/{module}' in names, module   # every layer is installed
     assert 'farsee_ros/tools/camvid_test_Seq05VD.sha256' in names   # the demo's pinned sums
     assert 'farsee-ros = farsee_ros.tools.cli:main' in scripts
+    metadata = next(n for n in names if n.endswith('.dist-info/METADATA'))
+    with zipfile.ZipFile(wheel) as archive:   # colcon test picks pytest from this extra
+        assert 'Requires-Dist: pytest; extra == "test"' in archive.read(metadata).decode()
     setup_cfg = open(os.path.join(REPO, 'setup.cfg')).read()
     assert 'script_dir=$base/lib/farsee_ros' in setup_cfg     # where `ros2 run` looks
     assert 'install_scripts=$base/lib/farsee_ros' in setup_cfg

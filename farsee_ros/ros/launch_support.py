@@ -19,7 +19,7 @@ The launch file only declares LAUNCH_ARGUMENTS and hands their values to these f
 """
 
 import os
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 from .resources import share_directory
 
@@ -83,6 +83,34 @@ def rviz_config() -> str:
 def want_rviz(arguments: Mapping[str, str]) -> bool:
     """Return whether rviz:=true was given."""
     return _truthy(arguments.get('rviz', 'false'))
+
+
+def rviz_installed() -> bool:
+    """Return whether the ament index knows the rviz2 package."""
+    try:
+        from ament_index_python.packages import get_package_prefix
+        get_package_prefix('rviz2')
+    except (ImportError, LookupError, ValueError):
+        return False
+    return True
+
+
+def start_rviz(arguments: Mapping[str, str],
+               installed: Callable[[], bool] = rviz_installed) -> Tuple[bool, Optional[str]]:
+    """
+    Return whether to start rviz2, and a warning when rviz:=true cannot be honoured.
+
+    Without rviz2, a launch that includes it fails ("package 'rviz2' not found") after it
+    started segment_node, and leaves the node running without its parent; so the node runs
+    alone and the user is told how to get rviz2.
+    """
+    if not want_rviz(arguments):
+        return False, None
+    if not installed():
+        return False, ('rviz:=true, but rviz2 is not installed (not in the ament index): '
+                       'starting segment_node without it; install it with '
+                       'sudo apt install ros-$ROS_DISTRO-rviz2')
+    return True, None
 
 
 def transport_environment(arguments: Mapping[str, str],
