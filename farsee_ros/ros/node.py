@@ -15,43 +15,43 @@
 """
 segment_node: camera images in; full-resolution labels, overlays and latency out.
 
-The ROS edge: parameters, QoS, topics, the latest-frame worker and diagnostics. Decisions
-about pixels live in the Segmenter (segmenter.py) and the message conversion
-(conversions.py).
+The ROS wiring: parameters, model loading, topics, timers and the worker thread. The
+latest-frame hand-off and counters live in mailbox.py, the QoS matching in qos.py, the
+diagnostics messages in diagnostics.py; decisions about pixels in the Segmenter (engine/)
+and the message conversion (conversions.py).
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 import os
 import sys
 import threading
 import time
 from typing import Any, Dict, List, Optional
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
                                 ParameterType, SetParametersResult)
 import rclpy
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy)
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from .conversions import check_compressed, check_image, compressed_to_frame, image_to_frame, \
     InvalidImage, labels_to_image, overlay_to_image
+from .diagnostics import camera_status, latency_record
+from .mailbox import Mailbox
 from ..model.checkpoint import CheckpointError
-from .parameters import camera_names, invalid_reason, LATENCY_STAGES, NODE_NAME, \
-    OUTPUT_TOPICS, PARAMETERS
+from .parameters import camera_names, invalid_reason, NODE_NAME, OUTPUT_TOPICS, PARAMETERS
+from .qos import incompatible_qos_warning, reliability_to_subscribe, subscription_qos
 from .resources import default_model_path
 from ..engine import Segmenter
 
 _TYPES = {'bool': ParameterType.PARAMETER_BOOL, 'int': ParameterType.PARAMETER_INTEGER,
           'double': ParameterType.PARAMETER_DOUBLE, 'string': ParameterType.PARAMETER_STRING,
           'string[]': ParameterType.PARAMETER_STRING_ARRAY}
-_RELIABILITY = {'reliable': ReliabilityPolicy.RELIABLE,
-                'best_effort': ReliabilityPolicy.BEST_EFFORT}
 
 
 class ConfigError(Exception):
@@ -60,25 +60,13 @@ class ConfigError(Exception):
 
 @dataclass
 class Camera:
-    """One input stream: its topics, publishers, newest pending frame and counters."""
+    """One input stream: its topics, subscription, publishers and newest CameraInfo."""
 
     name: str
     topic: str
     subscription: Any = None
-    reliability: Optional[str] = None
-    pending: Any = None
-    pending_since: float = 0.0
+    reliability: Optional[str] = None   # the subscription's; None before there is one
     camera_info: Optional[CameraInfo] = None
-    received: int = 0
-    processed: int = 0
-    dropped: int = 0
-    invalid: int = 0
-    errors: int = 0
-    lost: int = 0
-    last_invalid: str = ''
-    last_error: str = ''
-    latencies_ms: List[float] = field(default_factory=list)   # end to end, this period
-    period_start: Dict[str, int] = field(default_factory=dict)
     labels_pub: Any = None
     overlay_pub: Any = None
     latency_pub: Any = None
@@ -116,10 +104,8 @@ class SegmentNode(Node):
                 CompressedImage, check_compressed, compressed_to_frame
         else:
             self._msg_type, self._check, self._decode = Image, check_image, image_to_frame
-        self.cameras = self._make_cameras()
-        self._lock = threading.Condition()
-        self._stop = threading.Event()
-        self._next_camera = 0
+        self.cameras = {camera.name: camera for camera in self._make_cameras()}
+        self.mailbox = Mailbox(list(self.cameras))
         self._period_started = time.monotonic()
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.add_on_set_parameters_callback(self._validate_parameters)
@@ -169,6 +155,9 @@ class SegmentNode(Node):
             self.get_logger().warning(segmenter.device_warning)
         segmenter.warmup()
         self.model_path = path
+        self._engine_values = {   # for /diagnostics
+            'device': str(segmenter.device), 'precision': segmenter.precision, 'model': path,
+            'input_size': f'{segmenter.input_size[0]}x{segmenter.input_size[1]}'}
         meta = segmenter.metadata
         self.get_logger().info(
             f"model {path} ({meta['variant']}, {len(meta['class_names'])} classes, "
@@ -205,43 +194,29 @@ class SegmentNode(Node):
         return cameras
 
     # ---------------------------------------------------------------- QoS and subscriptions
-    def _offered_reliability(self, topic: str) -> Optional[str]:
-        publishers = self.get_publishers_info_by_topic(topic)
-        if not publishers:
-            return None
-        if all(p.qos_profile.reliability == ReliabilityPolicy.RELIABLE for p in publishers):
-            return 'reliable'
-        return 'best_effort'   # compatible with every publisher, as ros2 topic echo chooses
-
     def _try_subscribe(self) -> None:
         """Create (or, in auto mode, re-create) subscriptions once the camera's QoS is known."""
         wanted = self.params['qos_reliability']
-        for camera in self.cameras:
-            if wanted == 'auto':
-                offered = self._offered_reliability(camera.topic)
-                if offered is None or (camera.subscription is not None
-                                       and offered == camera.reliability):
-                    if offered is None and camera.subscription is None:
-                        self.get_logger().info(
-                            f'waiting for a publisher on {camera.topic} to match its QoS '
-                            '(qos_reliability: auto)', once=True)
-                    continue
-                reliability = offered
-            elif camera.subscription is None:
-                reliability = wanted
-            else:
+        for camera in self.cameras.values():
+            publishers = self.get_publishers_info_by_topic(camera.topic) \
+                if wanted == 'auto' else []
+            reliability = reliability_to_subscribe(wanted, publishers, camera.reliability)
+            if reliability is None:
+                if wanted == 'auto' and not publishers and camera.subscription is None:
+                    self.get_logger().info(
+                        f'waiting for a publisher on {camera.topic} to match its QoS '
+                        '(qos_reliability: auto)', once=True)
                 continue
             if camera.subscription is not None:
                 self.destroy_subscription(camera.subscription)
             self._subscribe(camera, reliability)
 
     def _subscribe(self, camera: Camera, reliability: str) -> None:
-        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=self.params['qos_depth'],
-                         reliability=_RELIABILITY[reliability],
-                         durability=DurabilityPolicy.VOLATILE)
+        qos = subscription_qos(reliability, self.params['qos_depth'])
         events = SubscriptionEventCallbacks(
             incompatible_qos=lambda event, c=camera: self._on_incompatible_qos(c, event),
-            message_lost=lambda event, c=camera: self._on_message_lost(c, event))
+            message_lost=lambda event, c=camera: self.mailbox.count_lost(
+                c.name, event.total_count_change))
         camera.subscription = self.create_subscription(
             self._msg_type, camera.topic, lambda msg, c=camera: self._on_image(c, msg), qos,
             event_callbacks=events)
@@ -250,19 +225,9 @@ class SegmentNode(Node):
                                f'{reliability}, depth {qos.depth})')
 
     def _on_incompatible_qos(self, camera: Camera, event: Any) -> None:
-        offers = sorted({f'{p.node_namespace.rstrip("/")}/{p.node_name} offers '
-                         f'{p.qos_profile.reliability.name.lower()}'
-                         for p in self.get_publishers_info_by_topic(camera.topic)})
-        self.get_logger().warning(
-            f'incompatible QoS on {camera.topic} ({event.last_policy_kind.name}): this '
-            f'subscription requests {camera.reliability}, but '
-            f'{"; ".join(offers) or "a publisher offers otherwise"}; set qos_reliability to '
-            'auto or best_effort', throttle_duration_sec=5.0)
-
-    def _on_message_lost(self, camera: Camera, event: Any) -> None:
-        """Count frames the middleware reports lost before they reached this node."""
-        with self._lock:
-            camera.lost += event.total_count_change
+        self.get_logger().warning(incompatible_qos_warning(
+            camera.topic, event.last_policy_kind.name, camera.reliability,
+            self.get_publishers_info_by_topic(camera.topic)), throttle_duration_sec=5.0)
 
     # ---------------------------------------------------------------- frames
     def _on_image(self, camera: Camera, msg: Any) -> None:
@@ -275,52 +240,30 @@ class SegmentNode(Node):
         try:
             self._check(msg, self.params['max_pixels'])
         except InvalidImage as exc:
-            self._count_invalid(camera, exc)
+            self.mailbox.put_invalid(camera.name, str(exc))
+            self._warn_invalid(camera, exc)
             return
-        with self._lock:
-            camera.received += 1
-            if camera.pending is not None:
-                camera.dropped += 1
-            camera.pending = msg
-            camera.pending_since = time.perf_counter()
-            self._lock.notify()
+        self.mailbox.put(camera.name, msg, time.perf_counter())
 
-    def _count_invalid(self, camera: Camera, exc: InvalidImage) -> None:
-        with self._lock:
-            camera.received += 1
-            camera.invalid += 1
-            camera.last_invalid = str(exc)
+    def _warn_invalid(self, camera: Camera, exc: InvalidImage) -> None:
         self.get_logger().warning(f'{camera.topic}: invalid frame: {exc}',
                                   throttle_duration_sec=5.0)
 
     def _work(self) -> None:
-        while not self._stop.is_set():
-            with self._lock:
-                camera = self._take_pending()
-                while camera is None and not self._stop.is_set():
-                    self._lock.wait(timeout=0.2)
-                    camera = self._take_pending()
-                if camera is None:
-                    return
-                msg, since = camera.pending, camera.pending_since
-                camera.pending = None
-            self._process(camera, msg, since)
-
-    def _take_pending(self) -> Optional[Camera]:
-        count = len(self.cameras)
-        for i in range(count):
-            camera = self.cameras[(self._next_camera + i) % count]
-            if camera.pending is not None:
-                self._next_camera = (self._next_camera + i + 1) % count
-                return camera
-        return None
+        while True:
+            taken = self.mailbox.take()
+            if taken is None:   # closed
+                return
+            name, msg, since = taken
+            self._process(self.cameras[name], msg, since)
 
     def _process(self, camera: Camera, msg: Any, since: float) -> None:
         start = time.perf_counter()
         try:
             frame = self._decode(msg, self.params['max_pixels'])
         except InvalidImage as exc:
-            self._count_invalid(camera, exc)
+            self.mailbox.count_invalid(camera.name, str(exc))
+            self._warn_invalid(camera, exc)
             return
         decode_ms = (time.perf_counter() - start) * 1e3
         want_overlay = (self.params['publish_overlay']
@@ -330,10 +273,9 @@ class SegmentNode(Node):
                                             overlay_alpha=self.params['overlay_alpha'],
                                             overlay=want_overlay)
         except Exception as exc:  # noqa: B902 - report any inference failure, keep running
-            with self._lock:
-                camera.errors += 1
-                camera.last_error = f'{type(exc).__name__}: {exc}'
-            self.get_logger().error(f'{camera.topic}: inference failed: {camera.last_error}',
+            error = f'{type(exc).__name__}: {exc}'
+            self.mailbox.count_error(camera.name, error)
+            self.get_logger().error(f'{camera.topic}: inference failed: {error}',
                                     throttle_duration_sec=5.0)
             return
         publish_start = time.perf_counter()
@@ -353,82 +295,25 @@ class SegmentNode(Node):
         stages['queue'] = (start - since) * 1e3
         end_to_end = (self.get_clock().now() - Time.from_msg(msg.header.stamp)).nanoseconds / 1e6
         stages['end_to_end'] = end_to_end
-        with self._lock:
-            camera.processed += 1
-            camera.latencies_ms.append(end_to_end)
+        self.mailbox.count_processed(camera.name, end_to_end)
         if self.params['publish_latency']:
-            camera.latency_pub.publish(self._latency_message(camera, msg.header, stages))
-
-    def _latency_message(self, camera: Camera, header: Any,
-                         stages: Dict[str, float]) -> DiagnosticArray:
-        status = DiagnosticStatus(
-            level=DiagnosticStatus.OK, name=f'{self.get_name()}: latency {camera.topic}',
-            message='per-frame latency, ms', hardware_id=self.get_fully_qualified_name(),
-            values=[KeyValue(key=f'{k}_ms', value=f'{stages[k]:.3f}') for k in LATENCY_STAGES])
-        return DiagnosticArray(header=header, status=[status])
+            camera.latency_pub.publish(latency_record(
+                self.get_name(), self.get_fully_qualified_name(), camera.topic, msg.header,
+                stages))
 
     # ---------------------------------------------------------------- diagnostics
     def _publish_diagnostics(self) -> None:
         now = time.monotonic()
         elapsed = max(now - self._period_started, 1e-6)
         self._period_started = now
-        statuses = []
-        with self._lock:
-            snapshots = []
-            for camera in self.cameras:
-                counts = {k: getattr(camera, k) for k in
-                          ('received', 'processed', 'dropped', 'invalid', 'errors', 'lost')}
-                delta = {k: v - camera.period_start.get(k, 0) for k, v in counts.items()}
-                camera.period_start = counts
-                latencies, camera.latencies_ms = camera.latencies_ms, []
-                snapshots.append((camera, counts, delta, latencies))
-        for camera, counts, delta, latencies in snapshots:
-            statuses.append(self._camera_status(camera, counts, delta, latencies, elapsed))
-        array = DiagnosticArray(status=statuses)
+        periods = self.mailbox.period()
+        array = DiagnosticArray(status=[
+            camera_status(self.get_name(), self.get_fully_qualified_name(), camera.topic,
+                          periods[name], elapsed, expected_rate_hz=self.params['expected_rate_hz'],
+                          reliability=camera.reliability, engine=self._engine_values)
+            for name, camera in self.cameras.items()])
         array.header.stamp = self.get_clock().now().to_msg()
         self.diagnostics_pub.publish(array)
-
-    def _camera_status(self, camera: Camera, counts: Dict[str, int], delta: Dict[str, int],
-                       latencies: List[float], elapsed: float) -> DiagnosticStatus:
-        input_rate, output_rate = delta['received'] / elapsed, delta['processed'] / elapsed
-        expected = self.params['expected_rate_hz']
-        level, problems = DiagnosticStatus.OK, []
-        if delta['errors']:
-            level = DiagnosticStatus.ERROR
-            problems.append(f'{delta["errors"]} inference failures ({camera.last_error})')
-        if delta['invalid']:
-            level = max(level, DiagnosticStatus.WARN)
-            problems.append(f'{delta["invalid"]} invalid frames ({camera.last_invalid})')
-        if expected > 0 and output_rate < expected:
-            level = max(level, DiagnosticStatus.WARN)
-            problems.append(f'output {output_rate:.1f} Hz below expected {expected:g} Hz')
-        if counts['received'] == 0:
-            level = max(level, DiagnosticStatus.WARN)
-            problems.append(f'no frames received on {camera.topic}'
-                            + ('' if camera.subscription else ' (no publisher yet)'))
-        values = {
-            'topic': camera.topic,
-            'input_rate_hz': f'{input_rate:.2f}', 'output_rate_hz': f'{output_rate:.2f}',
-            'expected_rate_hz': f'{expected:g}',
-        }
-        if latencies:
-            p50, p95 = np.percentile(latencies, [50, 95])
-            values.update(latency_p50_ms=f'{p50:.2f}', latency_p95_ms=f'{p95:.2f}',
-                          latency_max_ms=f'{max(latencies):.2f}')
-        else:
-            values.update(latency_p50_ms='nan', latency_p95_ms='nan', latency_max_ms='nan')
-        values.update({f'frames_{k}': str(v) for k, v in counts.items()})
-        values.update({f'period_{k}': str(v) for k, v in delta.items()})
-        values.update(
-            qos_reliability=str(camera.reliability), device=str(self.segmenter.device),
-            precision=self.segmenter.precision, model=self.model_path,
-            input_size=f'{self.segmenter.input_size[0]}x{self.segmenter.input_size[1]}',
-            last_invalid_reason=camera.last_invalid, last_error=camera.last_error)
-        message = '; '.join(problems) or (f'{output_rate:.1f} Hz, p50 {values["latency_p50_ms"]}'
-                                          ' ms')
-        return DiagnosticStatus(level=level, name=f'{self.get_name()}: {camera.topic}',
-                                message=message, hardware_id=self.get_fully_qualified_name(),
-                                values=[KeyValue(key=k, value=v) for k, v in values.items()])
 
     # ---------------------------------------------------------------- parameters at runtime
     def _validate_parameters(self, parameters: List[Any]) -> SetParametersResult:
@@ -445,9 +330,7 @@ class SegmentNode(Node):
 
     def close(self) -> None:
         """Stop the worker (it finishes at most the frame in hand) and destroy the node."""
-        self._stop.set()
-        with self._lock:
-            self._lock.notify_all()
+        self.mailbox.close()
         self._worker.join(timeout=1.0)
         self.destroy_node()
 
