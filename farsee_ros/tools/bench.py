@@ -28,14 +28,14 @@ input rate with under 5% dropped frames.
 import argparse
 import json
 import platform
-import statistics
 import time
 from typing import Any, Callable, Dict, List, Sequence, Tuple
 
 import torch
 
-from ..model.network import build_model, VARIANTS
+from ..common import percentiles
 from ..engine import add_device_argument, resolve_device
+from ..model.network import build_model, VARIANTS
 
 PEERS = ('lraspp_mobilenet_v3_large', 'deeplabv3_mobilenet_v3_large', 'fcn_resnet50',
          'deeplabv3_resnet50')
@@ -168,7 +168,8 @@ def time_model(name: str, size: Tuple[int, int], config: str, device: torch.devi
         del model, x
         if device.type == 'cuda':
             torch.cuda.empty_cache()
-    row.update(median_ms=statistics.median(times), p90_ms=sorted(times)[int(0.9 * len(times))],
+    stats = percentiles(times, ('p50', 'p90'))
+    row.update(median_ms=stats['p50'], p90_ms=stats['p90'],
                min_ms=min(times), runs=runs, warmup=warmup)
     return row
 

@@ -118,7 +118,7 @@ def summarise(playback, *, size: Sequence[int], rate: float, overlay: bool) -> D
         'frame': f'{size[0]}x{size[1]} bgr8', 'rate_hz': rate,
         'overlay_subscribed': overlay, 'frames_sent': len(playback.sent),
         'frames_processed': len(received), 'dropped': len(playback.sent) - len(received),
-        'stage_median_ms': {k: float(np.median(v)) if v else None for k, v in stages.items()},
+        'stage_median_ms': {k: percentiles(v, ('p50',))['p50'] for k, v in stages.items()},
         'node_overhead_ms': percentiles(node_overhead, STATISTICS),
         'subscriber_latency_ms': percentiles(subscriber, STATISTICS),
         'subscriber_latency_minus_inference_ms': percentiles(subscriber_overhead, STATISTICS),

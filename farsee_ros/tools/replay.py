@@ -95,7 +95,7 @@ def plot_latency(rows: List[Dict[str, Any]], stem: str,
     if got:
         values = [v for _, v in got]
         ax.hist(values, bins=min(50, max(5, len(values) // 3)), color='tab:blue')
-        for name, value in zip(('p50', 'p95', 'p99'), np.percentile(values, [50, 95, 99])):
+        for name, value in percentiles(values, ('p50', 'p95', 'p99')).items():
             ax.axvline(value, linestyle='--', color='tab:red')
             ax.text(value, ax.get_ylim()[1] * 0.9, f' {name}', color='tab:red')
     ax.set_xlabel('latency (ms)')
