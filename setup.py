@@ -36,7 +36,7 @@ setup(
     entry_points={
         'console_scripts': [
             'farsee-ros = farsee_ros.tools.cli:main',
-            'segment_node = farsee_ros.ros.node:main',
+            'segment_node = farsee_ros.ros.segment_node:main',
         ],
     },
 )

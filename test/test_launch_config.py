@@ -77,7 +77,7 @@ def test_launch_file_declares_only_the_tested_arguments_and_starts_the_node():
     assert node_keywords[1]['executable'] == 'rviz2'
     assert keywords
     setup = open(os.path.join(REPO, 'setup.py')).read()
-    assert "'segment_node = farsee_ros.ros.node:main'" in setup
+    assert "'segment_node = farsee_ros.ros.segment_node:main'" in setup
 
 
 def test_node_parameters_from_launch_arguments():

@@ -127,7 +127,7 @@ def test_setup_installs_the_ament_layout_and_console_script(tmp_path):
         installed = {n for n in names if n.startswith(f'{share}farsee_ros/{folder}/')}
         assert installed == expected, folder
     for module in ('model/network.py', 'engine/segmenter.py', 'training/train.py',
-                   'ros/node.py', 'tools/cli.py', 'tools/qos_matrix/__main__.py'):
+                   'ros/segment_node.py', 'tools/cli.py', 'tools/qos_matrix/__main__.py'):
         assert f'farsee_ros/{module}' in names, module   # every layer is installed
     assert 'farsee_ros/tools/camvid_test_Seq05VD.sha256' in names   # the demo's pinned sums
     assert 'farsee-ros = farsee_ros.tools.cli:main' in scripts

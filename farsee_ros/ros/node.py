@@ -23,7 +23,6 @@ and the message conversion (conversions.py).
 
 from dataclasses import dataclass
 import os
-import sys
 import threading
 import time
 from typing import Any, Dict, List, Optional
@@ -31,9 +30,7 @@ from typing import Any, Dict, List, Optional
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
                                 ParameterType, SetParametersResult)
-import rclpy
 from rclpy.event_handler import SubscriptionEventCallbacks
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.time import Time
@@ -47,7 +44,6 @@ from ..model.checkpoint import CheckpointError
 from .parameters import camera_names, invalid_reason, NODE_NAME, OUTPUT_TOPICS, PARAMETERS
 from .qos import incompatible_qos_warning, reliability_to_subscribe, subscription_qos
 from .resources import default_model_path
-from ..engine import Segmenter
 
 _TYPES = {'bool': ParameterType.PARAMETER_BOOL, 'int': ParameterType.PARAMETER_INTEGER,
           'double': ParameterType.PARAMETER_DOUBLE, 'string': ParameterType.PARAMETER_STRING,
@@ -91,14 +87,18 @@ class SegmentNode(Node):
 
     def __init__(self, **kwargs: Any):
         super().__init__(NODE_NAME, **kwargs)
+        self._worker: Optional[threading.Thread] = None
         try:
-            self.params = self._declare_parameters()
-            self.segmenter = self._load_segmenter()
-        except ConfigError:
+            self._set_up()
+        except BaseException:   # a ConfigError, or Ctrl-C while the model loads
             # main() never receives a half-built node: release its rcl handles here, before
             # the context shuts down (left to garbage collection at exit, they can crash it).
-            self.destroy_node()
+            self.close()
             raise
+
+    def _set_up(self) -> None:
+        self.params = self._declare_parameters()
+        self.segmenter = self._load_segmenter()
         if self.params['image_transport'] == 'compressed':
             self._msg_type, self._check, self._decode = \
                 CompressedImage, check_compressed, compressed_to_frame
@@ -116,7 +116,6 @@ class SegmentNode(Node):
         self._worker = threading.Thread(target=self._work, name='farsee-worker', daemon=True)
         self._worker.start()
 
-    # ---------------------------------------------------------------- set-up
     def _declare_parameters(self) -> Dict[str, Any]:
         values = {}
         for spec in PARAMETERS:
@@ -134,7 +133,9 @@ class SegmentNode(Node):
             values[spec.name] = value
         return values
 
-    def _load_segmenter(self) -> Segmenter:
+    def _load_segmenter(self):
+        from ..engine import Segmenter   # torch: imported here, where Ctrl-C is handled
+
         path = self.params['model_path'] or default_model_path()
         size = None
         if self.params['input_height'] or self.params['input_width']:
@@ -255,7 +256,15 @@ class SegmentNode(Node):
             if taken is None:   # closed
                 return
             name, msg, since = taken
-            self._process(self.cameras[name], msg, since)
+            try:
+                self._process(self.cameras[name], msg, since)
+            except Exception as exc:  # noqa: B902 - the worker must outlive any one frame
+                if not self.context.ok():
+                    return   # Ctrl-C or shutdown: the publishers' context is gone
+                error = f'{type(exc).__name__}: {exc}'
+                self.mailbox.count_error(name, error)
+                self.get_logger().error(f'{self.cameras[name].topic}: {error}',
+                                        throttle_duration_sec=5.0)
 
     def _process(self, camera: Camera, msg: Any, since: float) -> None:
         start = time.perf_counter()
@@ -330,29 +339,7 @@ class SegmentNode(Node):
 
     def close(self) -> None:
         """Stop the worker (it finishes at most the frame in hand) and destroy the node."""
-        self.mailbox.close()
-        self._worker.join(timeout=1.0)
+        if self._worker is not None:
+            self.mailbox.close()
+            self._worker.join(timeout=1.0)
         self.destroy_node()
-
-
-def main(args: Optional[List[str]] = None) -> int:
-    """Run the node until SIGINT / shutdown; exit 0, or 1 with one error line."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = SegmentNode()
-        rclpy.spin(node)
-    except ConfigError as exc:
-        rclpy.logging.get_logger(NODE_NAME).error(str(exc))
-        return 1
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.close()
-        rclpy.try_shutdown()
-    return 0
-
-
-if __name__ == '__main__':
-    sys.exit(main())

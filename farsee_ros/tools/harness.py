@@ -73,7 +73,7 @@ class NodeProcess:
     def __init__(self, log_dir, params: Dict[str, Any], name: str = 'node',
                  extra_args: Optional[List[str]] = None, env: Optional[Dict[str, str]] = None):
         self.log_path = os.path.join(str(log_dir), f'{name}.log')
-        command = [sys.executable, '-m', 'farsee_ros.ros.node', '--ros-args',
+        command = [sys.executable, '-m', 'farsee_ros.ros.segment_node', '--ros-args',
                    '-r', '__node:=farsee',
                    '--params-file', os.path.join(share_directory(), 'config', 'segment.yaml')]
         for key, value in params.items():

@@ -1,0 +1,55 @@
+# Copyright 2026 The farsee_ros Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+The segment_node executable: run SegmentNode until Ctrl-C or shutdown, quietly.
+
+Everything heavy (rclpy, the node, PyTorch) is imported inside main(), so a Ctrl-C at any
+moment, even while the imports load, ends the process with exit code 0 and no traceback, as
+`ros2 launch` users expect. A start-up problem is one error line and exit code 1.
+"""
+
+import sys
+from typing import List, Optional
+
+
+def main(args: Optional[List[str]] = None) -> int:
+    """Run the node until SIGINT / shutdown; exit 0, or 1 with one error line."""
+    try:
+        import rclpy
+        from rclpy.executors import ExternalShutdownException
+
+        from .node import ConfigError, SegmentNode
+        from .parameters import NODE_NAME
+    except KeyboardInterrupt:
+        return 0
+    node = None
+    try:
+        rclpy.init(args=args)
+        node = SegmentNode()
+        rclpy.spin(node)
+    except ConfigError as exc:
+        rclpy.logging.get_logger(NODE_NAME).error(str(exc))
+        return 1
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.close()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,83 @@
+# Copyright 2026 The farsee_ros Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""Ctrl-C ends segment_node quietly at any moment: exit code 0, no traceback."""
+
+import random
+import threading
+import time
+
+import numpy as np
+import pytest
+from sensor_msgs.msg import Image
+
+from farsee_ros.tools.harness import Client, image_message, NodeProcess
+
+# Seconds after the process starts: during the imports, rclpy's start-up, the model's load.
+START_UP_DELAYS_S = (0.2, 0.7, 1.5, 2.5, 4.0)
+RUNS_WHILE_FRAMES_FLOW = 12
+TOPIC = '/shutdown_test/image_raw'
+
+
+def _node(folder, checkpoint, name):
+    return NodeProcess(folder, {'model_path': checkpoint, 'image_topics': f'[{TOPIC}]',
+                                'device': 'cpu'}, name=name)
+
+
+def _assert_quiet(node, code):
+    log = node.log()
+    node.stop()
+    assert code == 0, f'exit code {code}:\n{log[-3000:]}'
+    assert 'Traceback' not in log and 'Exception in thread' not in log, log[-3000:]
+
+
+@pytest.mark.parametrize('delay', START_UP_DELAYS_S)
+def test_sigint_during_start_up(tmp_path, small_checkpoint, delay):
+    node = _node(tmp_path, small_checkpoint, f'startup_{delay}')
+    time.sleep(delay)
+    _assert_quiet(node, node.interrupt(timeout=20))
+
+
+@pytest.fixture
+def camera():
+    """Publish 240x320 frames at about 60 Hz from a client subscribed to every output."""
+    client = Client('farsee_shutdown_camera')
+    publisher = client.publisher(Image, TOPIC, depth=10)
+    for topic in ('/farsee/labels', '/farsee/overlay'):   # the overlay is then rendered too
+        client.collect(Image, topic, depth=10)
+    stop = threading.Event()
+    pixels = np.random.default_rng(0).integers(0, 256, (240, 320, 3), dtype=np.uint8)
+
+    def publish():
+        while not stop.is_set():
+            publisher.publish(image_message(pixels, 'bgr8', client.now_ns()))
+            time.sleep(1 / 60)
+
+    thread = threading.Thread(target=publish, daemon=True)
+    thread.start()
+    yield client
+    stop.set()
+    thread.join(timeout=2)
+    client.close()
+
+
+def test_sigint_while_frames_flow(tmp_path, small_checkpoint, camera):
+    rng = random.Random(0)
+    for run in range(RUNS_WHILE_FRAMES_FLOW):
+        before = len(camera.messages('/farsee/labels'))
+        node = _node(tmp_path, small_checkpoint, f'flow_{run}')
+        assert camera.wait_for(lambda: len(camera.messages('/farsee/labels')) > before + 3,
+                               120), node.log()[-3000:]
+        time.sleep(rng.uniform(0.0, 0.3))   # somewhere inside a frame's work or publish
+        _assert_quiet(node, node.interrupt(timeout=20))
