@@ -25,7 +25,8 @@ import torch
 
 from farsee_ros.model.classes import CAMVID, CITYSCAPES
 from farsee_ros.training.augment import TrainAugmentation
-from farsee_ros.training.datasets import build_dataset, CITYSCAPES_TRAIN_IDS, DatasetError
+from farsee_ros.training.datasets import (build_dataset, CITYSCAPES_TRAIN_IDS, DatasetError,
+                                          sequence_of)
 from farsee_ros.training.metrics import ConfusionMatrix
 
 
@@ -217,3 +218,30 @@ def test_class_set_of_a_checkpoint():
                            'palette': [[0, 255, 0], [255, 0, 0]], 'ignore_index': 255})
     assert custom.name == 'model' and custom.class_names == ('ground', 'obstacle')
     assert custom.palette == ((0, 255, 0), (255, 0, 0)) and custom.ignore_index == 255
+
+
+def test_split_specs_join_splits_and_hold_out_whole_sequences(tmp_path):
+    root = tmp_path / 'camvid'
+    names = ['0001TP_000010', '0001TP_000020', '0006R0_000030', '0016E5_000040', '0016E5_000050']
+    write_labelled_scenes(root / 'train', root / 'trainannot', 5, name=lambda i: names[i])
+    write_labelled_scenes(root / 'val', root / 'valannot', 2, seed=3,
+                          name=lambda i: f'0016E5_0800{i}')
+
+    def stems(spec):
+        return sorted(os.path.basename(label)[:-4]
+                      for _, label in build_dataset('camvid', str(root), spec).pairs)
+
+    assert stems('train') == names
+    assert stems('train:0001TP,0016E5') == [n for n in names if not n.startswith('0006R0')]
+    assert stems('train:0006R0') == ['0006R0_000030']
+    assert stems('train+val') == sorted(names + ['0016E5_08000', '0016E5_08001'])
+    assert stems('train:0006R0+val') == ['0006R0_000030', '0016E5_08000', '0016E5_08001']
+    assert build_dataset('camvid', str(root), 'train:0006R0').split == 'train:0006R0'
+    assert sequence_of('/x/Seq05VD_f00000.png') == 'Seq05VD'
+    assert sequence_of('/g/aachen/aachen_000000_000019_gtFine_labelIds.png') == 'aachen'
+    with pytest.raises(DatasetError, match=r"no sequence 0009XX; accepted: 0001TP, 0006R0, "
+                                           r"0016E5"):
+        build_dataset('camvid', str(root), 'train:0009XX')
+    for bad in ('train:', '+val', 'train:,'):
+        with pytest.raises(DatasetError, match='SPLIT\\[:SEQ,SEQ...\\]'):
+            build_dataset('camvid', str(root), bad)

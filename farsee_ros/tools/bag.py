@@ -194,7 +194,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ..training.datasets import DATASETS
     parser.add_argument('--dataset', required=True, choices=DATASETS)
     parser.add_argument('--root', required=True, help='dataset root directory')
-    parser.add_argument('--split', default='val')
+    parser.add_argument('--split', default='val', help="split spec, e.g. 'val' or "
+                        "'train:0006R0' (docs/training.md)")
     parser.add_argument('--classes', default='camvid',
                         help="class set of a 'folders' dataset")
     parser.add_argument('--out', required=True, help='bag directory to create')

@@ -227,13 +227,61 @@ def folders(root: str, split: Optional[str], classes: str = 'camvid',
                                split=split or '', **kwargs)
 
 
+def sequence_of(label_path: str) -> str:
+    """
+    Return the sequence (recording) a frame belongs to, from its label file's path.
+
+    CamVid and folder pairs: the file stem up to its first '_' (0016E5_07959.png -> 0016E5,
+    Seq05VD_f00000.png -> Seq05VD); Cityscapes: the city folder.
+    """
+    stem = os.path.basename(label_path)
+    if stem.endswith('_gtFine_labelIds.png'):
+        return os.path.basename(os.path.dirname(label_path))
+    return stem.split('_', 1)[0] if '_' in stem else os.path.splitext(stem)[0]
+
+
+def parse_split(spec: str) -> List[Tuple[str, Optional[List[str]]]]:
+    """
+    Parse a split spec 'SPLIT[:SEQ,SEQ...][+SPLIT[:SEQ,...]...]' into (split, sequences) parts.
+
+    'train' is a split; 'train+val' two splits together; 'train:0001TP,0016E5' only those
+    sequences of train (hold whole sequences out for validation: 'train:0006R0').
+    """
+    parts = []
+    for part in (spec or '').split('+'):
+        split, colon, sequences = part.partition(':')
+        names = [s.strip() for s in sequences.split(',') if s.strip()] if colon else None
+        if not split.strip() or (colon and not names):
+            raise DatasetError(f'split {spec!r} is not SPLIT[:SEQ,SEQ...][+SPLIT...], e.g. '
+                               "'train', 'train+val' or 'train:0001TP,0016E5'")
+        parts.append((split.strip(), names))
+    return parts
+
+
 def build_dataset(name: str, root: str, split: str, *, classes: str = 'camvid',
                   **kwargs) -> SegmentationDataset:
-    """Open dataset `name` ('camvid', 'cityscapes' or 'folders') at `root`, split `split`."""
-    if name == 'camvid':
-        return camvid(root, split, **kwargs)
-    if name == 'cityscapes':
-        return cityscapes(root, split, **kwargs)
-    if name == 'folders':
-        return folders(root, split, classes=classes, **kwargs)
-    raise DatasetError(f'unknown dataset {name!r}; accepted: {", ".join(DATASETS)}')
+    """
+    Open dataset `name` ('camvid', 'cityscapes' or 'folders') at `root`, split spec `split`.
+
+    See parse_split: several splits join with '+', and ':SEQ,SEQ' keeps only those sequences.
+    """
+    openers = {'camvid': camvid, 'cityscapes': cityscapes,
+               'folders': lambda r, s, **kw: folders(r, s, classes=classes, **kw)}
+    if name not in openers:
+        raise DatasetError(f'unknown dataset {name!r}; accepted: {", ".join(DATASETS)}')
+    parts = parse_split(split) if split else [(split, None)]
+    pairs: List[Tuple[str, str]] = []
+    dataset = None
+    for part, sequences in parts:
+        dataset = openers[name](root, part, **kwargs)
+        if sequences is not None:
+            found = sorted({sequence_of(label) for _, label in dataset.pairs})
+            unknown = [s for s in sequences if s not in found]
+            if unknown:
+                raise DatasetError(f'{name} split {part!r} has no sequence '
+                                   f'{", ".join(unknown)}; accepted: {", ".join(found)}')
+            dataset.pairs = [p for p in dataset.pairs if sequence_of(p[1]) in sequences]
+        pairs += dataset.pairs
+    if len(parts) > 1 or parts[0][1] is not None:
+        dataset.pairs, dataset.split = pairs, split
+    return dataset

@@ -40,7 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--model', required=True, help='checkpoint file')
     parser.add_argument('--dataset', required=True, choices=DATASETS)
     parser.add_argument('--root', required=True, help='dataset root directory')
-    parser.add_argument('--split', default='val')
+    parser.add_argument('--split', default='val', help="split spec: 'test', 'train+val', or "
+                        "whole sequences 'train:0006R0' (docs/training.md)")
     parser.add_argument('--classes', default=None,
                         help="class set of a 'folders' dataset (default: the model's)")
     parser.add_argument('--input-size', type=int, nargs=2, metavar=('H', 'W'),

@@ -59,8 +59,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--root', required=True, help='dataset root directory')
     parser.add_argument('--classes', default='camvid',
                         help="class set of a 'folders' dataset (camvid or cityscapes)")
-    parser.add_argument('--train-split', default='train')
-    parser.add_argument('--val-split', default='val', help="validation split ('' for none)")
+    parser.add_argument('--train-split', default='train', help="split spec: 'train', "
+                        "'train+val', or whole sequences 'train:0001TP,0016E5'")
+    parser.add_argument('--val-split', default='val', help="validation split spec ('' for "
+                        "none), e.g. the held-out sequence 'train:0006R0' (docs/training.md)")
     parser.add_argument('--out', required=True, help='run directory (checkpoints, log, plot)')
     parser.add_argument('--resume', action='store_true', help='continue the run in --out')
     parser.add_argument('--variant', default='farseenet', choices=list(VARIANTS))
