@@ -17,9 +17,11 @@ The segment_node executable: run SegmentNode until Ctrl-C or shutdown, quietly.
 
 Everything heavy (rclpy, the node, PyTorch) is imported inside main(), so a Ctrl-C at any
 moment, even while the imports load, ends the process with exit code 0 and no traceback, as
-`ros2 launch` users expect. A start-up problem is one error line and exit code 1.
+`ros2 launch` users expect. A start-up problem is one error line and exit code 1. Before
+rclpy starts, the node's own Fast DDS profile is chosen (fastdds.py).
 """
 
+import os
 import sys
 from typing import List, Optional
 
@@ -30,13 +32,18 @@ def main(args: Optional[List[str]] = None) -> int:
         import rclpy
         from rclpy.executors import ExternalShutdownException
 
+        from .fastdds import node_profile, PROFILE_VARIABLE
         from .node import ConfigError, SegmentNode
         from .parameters import NODE_NAME
     except KeyboardInterrupt:
         return 0
+    profile, profile_note = node_profile(os.environ)
+    if profile:   # read by Fast DDS when rclpy.init creates this process's participant
+        os.environ[PROFILE_VARIABLE] = profile
     node = None
     try:
         rclpy.init(args=args)
+        rclpy.logging.get_logger(NODE_NAME).info(profile_note)
         node = SegmentNode()
         rclpy.spin(node)
     except ConfigError as exc:
