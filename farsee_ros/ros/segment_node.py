@@ -16,18 +16,26 @@
 The segment_node executable: run SegmentNode until Ctrl-C or shutdown, quietly.
 
 Everything heavy (rclpy, the node, PyTorch) is imported inside main(), so a Ctrl-C at any
-moment, even while the imports load, ends the process with exit code 0 and no traceback, as
-`ros2 launch` users expect. A start-up problem is one error line and exit code 1. Before
+moment, even while the imports load (it is then honoured when they are done), ends the process
+with exit code 0 and no traceback, as `ros2 launch` users expect. A start-up problem is one error line and exit code 1. Before
 rclpy starts, the node's own Fast DDS profile is chosen (fastdds.py).
 """
 
 import os
+import signal
 import sys
 from typing import List, Optional
 
 
 def main(args: Optional[List[str]] = None) -> int:
     """Run the node until SIGINT / shutdown; exit 0, or 1 with one error line."""
+    # No KeyboardInterrupt inside the imports: one raised inside an extension's own Python
+    # code (pybind11 exec) makes CPython kill the process with SIGINT at exit even after it
+    # was caught (exit -2). A Ctrl-C meanwhile is noted, and honoured once they are done.
+    interrupted = []
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is signal.default_int_handler:
+        signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
     try:
         import rclpy
         from rclpy.executors import ExternalShutdownException
@@ -35,7 +43,9 @@ def main(args: Optional[List[str]] = None) -> int:
         from .fastdds import node_profile, PROFILE_VARIABLE
         from .node import ConfigError, SegmentNode
         from .parameters import NODE_NAME
-    except KeyboardInterrupt:
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if interrupted:
         return 0
     profile, profile_note = node_profile(os.environ)
     if profile:   # read by Fast DDS when rclpy.init creates this process's participant
