@@ -17,8 +17,9 @@ The segment_node executable: run SegmentNode until Ctrl-C or shutdown, quietly.
 
 Everything heavy (rclpy, the node, PyTorch) is imported inside main(), so a Ctrl-C at any
 moment, even while the imports load (it is then honoured when they are done), ends the process
-with exit code 0 and no traceback, as `ros2 launch` users expect. A start-up problem is one error line and exit code 1. Before
-rclpy starts, the node's own Fast DDS profile is chosen (fastdds.py).
+with exit code 0 and no traceback, as `ros2 launch` users expect. A start-up problem is one
+error line and exit code 1. Before rclpy starts, the node's own Fast DDS profile is chosen
+(fastdds.py).
 """
 
 import os
