@@ -21,6 +21,7 @@ The launch file only declares LAUNCH_ARGUMENTS and hands their values to these f
 import os
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
+from .fastdds import USER_CHOICES
 from .resources import share_directory
 
 # name -> (default, description, node parameter it sets or None for launch-only arguments)
@@ -126,9 +127,7 @@ def transport_environment(arguments: Mapping[str, str],
     """
     if not _truthy(arguments.get('fastdds_large_data', 'false')):
         return {}
-    user_choice = (environ.get(TRANSPORT_VARIABLE)
-                   or environ.get('FASTRTPS_DEFAULT_PROFILES_FILE')
-                   or environ.get('FASTDDS_DEFAULT_PROFILES_FILE'))
+    user_choice = any(environ.get(name) for name in USER_CHOICES)
     if environ.get('RMW_IMPLEMENTATION', 'rmw_fastrtps_cpp') != 'rmw_fastrtps_cpp' or user_choice:
         return {}
     return {TRANSPORT_VARIABLE: 'LARGE_DATA'}

@@ -86,8 +86,7 @@ def measure(*, model: Optional[str] = None, device: str = 'auto',
     height, width = size
     pixels = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
     sequence = [BagFrame(0, 'bench', 'bgr8', pixels)] * frames
-    saved = {k: os.environ.get(k)
-             for k in ('FASTDDS_BUILTIN_TRANSPORTS', 'FARSEE_FASTDDS_PROFILE')}
+    saved = {k: os.environ.get(k) for settings in TRANSPORTS.values() for k in settings}
     try:   # both ends: the node process inherits this environment
         for key in saved:
             os.environ.pop(key, None)
