@@ -81,3 +81,53 @@ def test_sigint_while_frames_flow(tmp_path, small_checkpoint, camera):
                                120), node.log()[-3000:]
         time.sleep(rng.uniform(0.0, 0.3))   # somewhere inside a frame's work or publish
         _assert_quiet(node, node.interrupt(timeout=20))
+
+
+# Each start-up step after rclpy.init, patched to raise SIGINT right after it ran: rclpy's own
+# signal handler shuts the context down under the node's constructor. Python's handler is a
+# no-op here so that no KeyboardInterrupt comes too: the state a CI run once reached by chance
+# with the timed delays above (it exited 1 with an RCLError on the invalid context).
+_SIGINT_AFTER = '''
+import signal, sys, time
+import rclpy
+from farsee_ros.ros import node, segment_node
+
+signal.signal(signal.SIGINT, lambda *_: None)   # rclpy's handler, installed by init, chains here
+
+
+def after(owner, name):
+    original = getattr(owner, name)
+    def wrapped(*args, **kwargs):
+        result = original(*args, **kwargs)
+        signal.raise_signal(signal.SIGINT)
+        deadline = time.monotonic() + 5   # rclpy shuts the context down from its own thread
+        while rclpy.ok() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not rclpy.ok(), 'rclpy did not shut the context down on SIGINT'
+        return result
+    setattr(owner, name, wrapped)
+
+after(*{target})
+sys.exit(segment_node.main(sys.argv[1:]))
+'''
+SIGINT_AFTER = {'rclpy.init': '(rclpy, "init")',
+                'parameters': '(node.SegmentNode, "_declare_parameters")',
+                'model load': '(node.SegmentNode, "_load_segmenter")',
+                'cameras': '(node.SegmentNode, "_make_cameras")'}
+
+
+@pytest.mark.parametrize('step', list(SIGINT_AFTER))
+def test_sigint_right_after_each_start_up_step(tmp_path, small_checkpoint, step):
+    import subprocess
+    import sys
+
+    from farsee_ros.ros.resources import share_directory
+    script = _SIGINT_AFTER.replace('{target}', SIGINT_AFTER[step])
+    command = [sys.executable, '-c', script, '--ros-args', '-r', '__node:=farsee',
+               '--params-file', f'{share_directory()}/config/segment.yaml',
+               '-p', f'model_path:={small_checkpoint}', '-p', f'image_topics:=[{TOPIC}]',
+               '-p', 'device:=cpu']
+    run = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    log = run.stdout + run.stderr
+    assert run.returncode == 0, f'exit code {run.returncode}:\n{log[-3000:]}'
+    assert 'Traceback' not in log and 'Exception in thread' not in log, log[-3000:]

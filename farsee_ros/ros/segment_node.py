@@ -58,10 +58,18 @@ def main(args: Optional[List[str]] = None) -> int:
         node = SegmentNode()
         rclpy.spin(node)
     except ConfigError as exc:
+        if not rclpy.ok():   # a Ctrl-C shut the context down while parameters were read
+            return 0
         rclpy.logging.get_logger(NODE_NAME).error(str(exc))
         return 1
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:  # noqa: B902 - whatever rcl raised once the context was gone
+        # A Ctrl-C after rclpy.init shuts the context down from rclpy's own signal handler;
+        # the node's constructor then fails on the invalid context (RCLError). That is a
+        # shutdown, not an error; anything raised while the context is valid is.
+        if rclpy.ok():
+            raise
     finally:
         if node is not None:
             node.close()
