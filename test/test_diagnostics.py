@@ -60,9 +60,10 @@ def test_the_keys_and_their_order_are_those_published():
     assert list(values) == [
         'topic', 'input_rate_hz', 'output_rate_hz', 'expected_rate_hz', 'latency_p50_ms',
         'latency_p95_ms', 'latency_max_ms', 'frames_received', 'frames_processed',
-        'frames_dropped', 'frames_invalid', 'frames_errors', 'frames_lost', 'period_received',
-        'period_processed', 'period_dropped', 'period_invalid', 'period_errors', 'period_lost',
-        'qos_reliability', 'device', 'precision', 'model', 'input_size',
+        'frames_dropped', 'frames_invalid', 'frames_errors', 'frames_lost', 'frames_non_finite',
+        'period_received', 'period_processed', 'period_dropped', 'period_invalid',
+        'period_errors', 'period_lost', 'period_non_finite', 'qos_reliability', 'device',
+        'precision', 'model', 'input_size',
         'last_invalid_reason', 'last_error']
     assert values['topic'] == TOPIC and values['qos_reliability'] == 'reliable'
     assert (values['frames_lost'], values['period_lost']) == ('2', '2')

@@ -66,7 +66,7 @@ def test_an_invalid_frame_is_counted_and_never_displaces_the_pending_one():
     assert box.take(timeout=0) == ('cam', 'good', 5.0)
     period = box.period()['cam']
     assert period.counts == {'received': 11, 'processed': 0, 'dropped': 0, 'invalid': 10,
-                             'errors': 0, 'lost': 0}
+                             'errors': 0, 'lost': 0, 'non_finite': 0}
     assert period.last_invalid == 'bad 9'
 
 
@@ -102,20 +102,22 @@ def test_a_period_reports_totals_deltas_and_its_own_latencies():
         box.take(timeout=0)
         box.count_processed('cam', latency)
     box.count_error('cam', 'RuntimeError: out of memory')
+    box.count_error('cam', 'NaN logits', non_finite=True)
     box.count_lost('cam', 3)
     first = box.period()['cam']
     assert list(first.counts) == list(COUNTERS)
     assert first.counts == first.delta == {'received': 2, 'processed': 2, 'dropped': 0,
-                                           'invalid': 0, 'errors': 1, 'lost': 3}
+                                           'invalid': 0, 'errors': 2, 'lost': 3,
+                                           'non_finite': 1}
     assert first.latencies_ms == [10.0, 20.0]
-    assert first.last_error == 'RuntimeError: out of memory'
+    assert first.last_error == 'NaN logits'
     box.put('cam', 'frame', 0.0)
     box.take(timeout=0)
     box.count_invalid('cam', 'corrupt jpeg')   # found malformed only when decoded
     second = box.period()['cam']
     assert second.counts['received'] == 3 and second.counts['invalid'] == 1
     assert second.delta == {'received': 1, 'processed': 0, 'dropped': 0, 'invalid': 1,
-                            'errors': 0, 'lost': 0}
+                            'errors': 0, 'lost': 0, 'non_finite': 0}
     assert second.latencies_ms == [] and second.last_invalid == 'corrupt jpeg'
 
 

@@ -340,8 +340,9 @@ def test_incompatible_qos_warns_naming_both_sides_and_sigint_exits_cleanly(
 
 
 @pytest.mark.parametrize('params, message', [
-    ({'model_path': '/nonexistent/model.pt'}, 'checkpoint not found: /nonexistent/model.pt'),
+    ({'model_path': '/nonexistent/model.pt'}, 'model file not found: /nonexistent/model.pt'),
     ({'device': 'gpu'}, "device='gpu'"),
+    ({'backend': 'tensorrt'}, "backend='tensorrt'"),
     ({'qos_depth': 0}, 'qos_depth'),
     ({'image_transport': 'theora'}, "image_transport='theora'"),
     ({'input_height': 16, 'input_width': 16}, 'input_height=16'),

@@ -50,7 +50,7 @@ def test_labels_equal_the_models_argmax(segmenter, frame):
     mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
     std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
     with torch.no_grad():
-        expected = segmenter.model((x - mean) / std, [181, 243]).argmax(1)[0].numpy()
+        expected = segmenter.backend.model((x - mean) / std, [181, 243]).argmax(1)[0].numpy()
     agreement = (segmenter.segment(frame, 'rgb').labels == expected).mean()
     assert agreement > 0.999, agreement
 

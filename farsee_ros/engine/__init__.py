@@ -19,11 +19,13 @@ Also what training, evaluation and the benchmarks share with it: the preprocessi
 (`model_input`) and the device/precision choice. No ROS imports.
 """
 
-from .device import add_device_argument, DEVICES, PRECISIONS, resolve_device, resolve_precision
+from .backends import add_backend_argument, BACKENDS
+from .device import add_device_argument, DEVICES, is_fatal_device_error, PRECISIONS, \
+    resolve_device, resolve_precision
 from .postprocess import upsampled_argmax
 from .preprocess import model_input
 from .segmenter import COLOR_ORDERS, Segmentation, Segmenter
 
-__all__ = ['add_device_argument', 'COLOR_ORDERS', 'DEVICES', 'model_input', 'PRECISIONS',
-           'resolve_device', 'resolve_precision', 'Segmentation', 'Segmenter',
-           'upsampled_argmax']
+__all__ = ['add_backend_argument', 'add_device_argument', 'BACKENDS', 'COLOR_ORDERS', 'DEVICES',
+           'is_fatal_device_error', 'model_input', 'PRECISIONS', 'resolve_device',
+           'resolve_precision', 'Segmentation', 'Segmenter', 'upsampled_argmax']

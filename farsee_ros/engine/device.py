@@ -28,6 +28,29 @@ def add_device_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--device', default='auto', help=DEVICES)
 
 
+# Messages of errors after which a CUDA context stays broken: every later call fails too.
+STICKY_DEVICE_ERRORS = ('illegal memory access', 'device-side assert', 'unspecified launch '
+                        'failure', 'misaligned address', 'illegal instruction',
+                        'CUDA error: an illegal', 'CUDA failure', 'CUDNN failure',
+                        'ECC error', 'device not ready', 'GPU has fallen off the bus')
+
+
+def is_fatal_device_error(exc: BaseException) -> bool:
+    """
+    Say whether `exc` is a sticky device error: the process must restart to use the GPU again.
+
+    PyTorch raises them as torch.AcceleratorError (older: RuntimeError 'CUDA error: ...'),
+    ONNX Runtime's CUDA provider as 'CUDA failure N: ...'. Out-of-memory is not sticky.
+    """
+    if isinstance(exc, torch.cuda.OutOfMemoryError) or 'out of memory' in str(exc):
+        return False
+    accelerator_error = getattr(torch, 'AcceleratorError', None)
+    if accelerator_error is not None and isinstance(exc, accelerator_error):
+        return True
+    message = str(exc)
+    return any(marker.lower() in message.lower() for marker in STICKY_DEVICE_ERRORS)
+
+
 def resolve_device(device: str) -> Tuple[torch.device, Optional[str]]:
     """Map 'auto' | 'cpu' | 'cuda' | 'cuda:N' to a torch device; also return a warning or None."""
     name = str(device).strip().lower()

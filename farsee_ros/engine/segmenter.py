@@ -27,11 +27,10 @@ import warnings
 import numpy as np
 import torch
 
+from .backends import choose, TorchBackend
 from .device import resolve_device, resolve_precision
 from .postprocess import blend, class_argmax, upsampled_argmax
 from .preprocess import model_input
-from ..model.checkpoint import load_checkpoint
-from ..model.network import FarSeeNet
 
 COLOR_ORDERS = ('rgb', 'bgr', 'rgba', 'bgra', 'mono')
 
@@ -44,22 +43,25 @@ class Segmentation:
     overlay: Optional[np.ndarray]
     overlay_order: str
     timings_ms: Dict[str, float] = field(default_factory=dict)
+    finite: bool = True   # False: the logits held NaN or inf (labels then undefined)
 
 
 class Segmenter:
-    """Runs a FarSee-Net checkpoint on frames: resize on the device, forward, labels, overlay."""
+    """Runs FarSee-Net on frames: resize, forward (PyTorch or ONNX Runtime), labels, overlay."""
 
-    def __init__(self, model: FarSeeNet, metadata: Mapping[str, Any], *, device: str = 'auto',
-                 precision: str = 'auto', input_size: Optional[Sequence[int]] = None):
-        self.device, self.device_warning = resolve_device(device)
-        self.dtype = resolve_precision(precision, self.device)
+    def __init__(self, backend: Any, metadata: Mapping[str, Any], *,
+                 input_size: Optional[Sequence[int]] = None, device_warning: Optional[str] = None,
+                 why: str = ''):
+        self.backend = backend
+        self.device, self.dtype = backend.device, backend.dtype
+        self.device_warning = device_warning
         self.metadata = dict(metadata)
         size = input_size or metadata['input_size']
         if len(size) != 2 or not all(isinstance(s, int) and s >= 32 for s in size):
             raise ValueError(f'invalid input size {size!r}; expected [height, width], '
                              'integers of at least 32')
         self.input_size = (int(size[0]), int(size[1]))
-        self.model = model.to(self.device, self.dtype).eval()
+        self.why = why
         self.class_names = list(metadata['class_names'])
         norm = metadata['normalization']
         shape = (1, 3, 1, 1)
@@ -67,20 +69,44 @@ class Segmenter:
         self._inv_std = 1.0 / (torch.tensor(norm['std'], device=self.device).view(shape) * 255.0)
         palette = torch.tensor(metadata['palette'], dtype=torch.uint8, device=self.device)
         self._palettes = {'rgb': palette, 'bgr': palette.flip(1).contiguous()}
+        self._events = backend.device.type == 'cuda' and not backend.native
 
     @classmethod
-    def from_checkpoint(cls, path: str, **kwargs: Any) -> 'Segmenter':
-        """Load a checkpoint file (see model.checkpoint) and wrap it."""
-        model, metadata = load_checkpoint(path)
-        return cls(model, metadata, **kwargs)
+    def from_checkpoint(cls, path: str, *, backend: str = 'auto', device: str = 'auto',
+                        precision: str = 'auto',
+                        input_size: Optional[Sequence[int]] = None) -> 'Segmenter':
+        """
+        Load a model file: a checkpoint (.pt) or an engine ONNX file (.onnx).
+
+        `backend`: auto | torch | onnxruntime (see backends.py for what auto picks). Raises
+        CheckpointError or ValueError with one line naming the file or value at fault.
+        """
+        torch_device, warning = resolve_device(device)
+        dtype = resolve_precision(precision, torch_device)
+        size = tuple(input_size) if input_size else None
+        runner, metadata, why = choose(path, backend, torch_device, dtype, size)
+        if isinstance(runner, TorchBackend):
+            runner.model.fold_batchnorm()
+        return cls(runner, metadata, input_size=input_size, device_warning=warning, why=why)
 
     @property
     def precision(self) -> str:
+        if self.backend.name == 'onnxruntime':
+            return self.backend.precision
         return 'fp16' if self.dtype == torch.float16 else 'fp32'
 
-    def _sync(self) -> None:
-        if self.device.type == 'cuda':
-            torch.cuda.synchronize(self.device)
+    @property
+    def description(self) -> str:
+        """Say what runs the model, e.g. 'ONNX Runtime 1.32.0 int8 (CPU)'."""
+        return self.backend.description
+
+    def _stage(self):
+        """Return a stage clock: wall time on the CPU, CUDA events on the GPU."""
+        if not self._events:
+            return time.perf_counter()
+        event = torch.cuda.Event(enable_timing=True)
+        event.record()
+        return event
 
     @torch.inference_mode()
     def segment(self, frame: np.ndarray, color_order: str = 'rgb', *,
@@ -95,31 +121,23 @@ class Segmenter:
         if not 0.0 <= overlay_alpha <= 1.0:
             raise ValueError(f'overlay_alpha must be within [0, 1], not {overlay_alpha}')
         height, width = frame.shape[:2]
-        times: Dict[str, float] = {}
-
-        start = time.perf_counter()
+        clocks = [self._stage()]
         pixels = torch.from_numpy(frame).to(self.device, non_blocking=True)  # the one H2D copy
         if color_order == 'mono':
             x = pixels.reshape(1, 1, height, width)
         else:   # HxWxC viewed as 1xCxHxW (channels-last memory, the resize's fast layout)
             x = pixels[..., :3].permute(2, 0, 1).unsqueeze(0)
         x = model_input(x, self.input_size, self._mean, self._inv_std, self.dtype, color_order)
-        self._sync()
-        times['preprocess'] = (time.perf_counter() - start) * 1e3
-
-        start = time.perf_counter()
-        if self.device.type == 'cpu':   # logits at the network's own stride
-            logits = self.model.native_logits(x)
-        else:                           # logits at the frame's size (the model resizes)
-            logits = self.model(x, [height, width])
-        self._sync()
-        times['inference'] = (time.perf_counter() - start) * 1e3
-
-        start = time.perf_counter()
-        if self.device.type == 'cpu':
-            labels = upsampled_argmax(logits[0].float(), (height, width), class_argmax)
-        else:
-            labels = class_argmax(logits[0])
+        clocks.append(self._stage())
+        logits = self.backend(x, (height, width))
+        finite = torch.isfinite(logits).all()   # read at the end: no extra GPU sync
+        clocks.append(self._stage())
+        if self.backend.native:   # native logits on the CPU, upsampled exactly
+            labels = upsampled_argmax(logits.float(), (height, width), class_argmax)
+            if self.device.type != 'cpu':
+                labels = labels.to(self.device)
+        else:                     # logits at the frame's size on the GPU
+            labels = class_argmax(logits)
         blended = None
         order = 'bgr' if color_order in ('bgr', 'bgra') else 'rgb'
         if overlay:   # blended in the frame's own colour order
@@ -128,8 +146,14 @@ class Segmenter:
             colours = self._palettes[order][labels.long()]
             blended = blend(base, colours, overlay_alpha).cpu().numpy()
         labels_np = labels.cpu().numpy()
-        times['postprocess'] = (time.perf_counter() - start) * 1e3
-        return Segmentation(labels_np, blended, order, times)
+        clocks.append(self._stage())
+        if self._events:
+            torch.cuda.synchronize(self.device)
+            spans = [a.elapsed_time(b) for a, b in zip(clocks, clocks[1:])]
+        else:
+            spans = [(b - a) * 1e3 for a, b in zip(clocks, clocks[1:])]
+        times = dict(zip(('preprocess', 'inference', 'postprocess'), spans))
+        return Segmentation(labels_np, blended, order, times, bool(finite))
 
     def warmup(self, runs: int = 2, frame_size: Tuple[int, int] = (480, 640)) -> None:
         """Run a few frames so the first real frame does not pay for lazy initialisation."""

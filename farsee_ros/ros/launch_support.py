@@ -30,9 +30,11 @@ LAUNCH_ARGUMENTS: Dict[str, Tuple[str, str, Optional[str]]] = {
                     'image_topics'),
     'image_topics': ('', 'Camera image topics, comma-separated.', 'image_topics'),
     'image_transport': ('', 'raw or compressed (default: params_file).', 'image_transport'),
-    'model_path': ('', 'Checkpoint file (default: the installed default model).',
+    'model_path': ('', 'Checkpoint or engine ONNX file (default: the installed default '
+                   'model).',
                    'model_path'),
     'device': ('', 'auto, cpu, cuda or cuda:N (default: params_file).', 'device'),
+    'backend': ('', 'auto, torch or onnxruntime (default: params_file).', 'backend'),
     'precision': ('', 'auto, fp32 or fp16 (default: params_file).', 'precision'),
     'namespace': ('', 'Namespace of the node (outputs: /<namespace>/farsee/...).', None),
     'params_file': ('', 'Parameter file (default: share/farsee_ros/config/segment.yaml).',

@@ -26,8 +26,9 @@ import threading
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 # Per camera, since start: frames that arrived, were published, were replaced while pending,
-# were rejected as malformed, failed inference, or that the middleware reported lost.
-COUNTERS = ('received', 'processed', 'dropped', 'invalid', 'errors', 'lost')
+# were rejected as malformed, failed inference, or that the middleware reported lost; and of
+# the errors, those whose logits held NaN or inf (nothing published for them).
+COUNTERS = ('received', 'processed', 'dropped', 'invalid', 'errors', 'lost', 'non_finite')
 
 
 @dataclass
@@ -127,11 +128,12 @@ class Mailbox:
             slot.counts['invalid'] += 1
             slot.last_invalid = reason
 
-    def count_error(self, camera: str, reason: str) -> None:
-        """Count a taken frame whose inference failed."""
+    def count_error(self, camera: str, reason: str, non_finite: bool = False) -> None:
+        """Count a taken frame whose inference failed (`non_finite`: NaN/inf logits)."""
         with self._condition:
             slot = self._slot(camera)
             slot.counts['errors'] += 1
+            slot.counts['non_finite'] += int(non_finite)
             slot.last_error = reason
 
     def close(self) -> None:

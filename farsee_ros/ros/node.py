@@ -88,6 +88,7 @@ class SegmentNode(Node):
     def __init__(self, **kwargs: Any):
         super().__init__(NODE_NAME, **kwargs)
         self._worker: Optional[threading.Thread] = None
+        self.fatal_error: Optional[str] = None   # set when the node must exit with code 1
         try:
             self._set_up()
         except BaseException:   # a ConfigError, or Ctrl-C while the model loads
@@ -145,25 +146,27 @@ class SegmentNode(Node):
             size = [self.params['input_height'], self.params['input_width']]
         if not os.path.isfile(path):
             hint = '' if self.params['model_path'] else ' (the default model; set model_path)'
-            raise ConfigError(f'model_path: checkpoint not found: {path}{hint}')
+            raise ConfigError(f'model_path: model file not found: {path}{hint}')
         try:
-            segmenter = Segmenter.from_checkpoint(path, device=self.params['device'],
+            segmenter = Segmenter.from_checkpoint(path, backend=self.params['backend'],
+                                                  device=self.params['device'],
                                                   precision=self.params['precision'],
                                                   input_size=size)
         except (CheckpointError, ValueError) as exc:
             raise ConfigError(str(exc)) from None
         if segmenter.device_warning:
             self.get_logger().warning(segmenter.device_warning)
-        segmenter.warmup()
         self.model_path = path
         self._engine_values = {   # for /diagnostics
             'device': str(segmenter.device), 'precision': segmenter.precision, 'model': path,
+            'backend': segmenter.description,
             'input_size': f'{segmenter.input_size[0]}x{segmenter.input_size[1]}'}
         meta = segmenter.metadata
         self.get_logger().info(
             f"model {path} ({meta['variant']}, {len(meta['class_names'])} classes, "
             f"{meta['dataset']}), {segmenter.device} {segmenter.precision}, input "
-            f'{segmenter.input_size[0]}x{segmenter.input_size[1]}')
+            f'{segmenter.input_size[0]}x{segmenter.input_size[1]}; runs on '
+            f'{segmenter.description} (backend {self.params["backend"]}: {segmenter.why})')
         return segmenter
 
     def _make_cameras(self) -> List[Camera]:
@@ -251,6 +254,15 @@ class SegmentNode(Node):
                                   throttle_duration_sec=5.0)
 
     def _work(self) -> None:
+        from ..engine import is_fatal_device_error
+        # Warm up here, in the thread that runs every frame (CUDA state is per thread); frames
+        # arriving meanwhile wait in the mailbox (newest wins).
+        self._warm_sizes = set()
+        try:
+            self.segmenter.warmup()
+        except Exception as exc:  # noqa: B902 - a device that fails here fails every frame
+            self._fail(f'warm-up failed: {type(exc).__name__}: {exc}')
+            return
         while True:
             taken = self.mailbox.take()
             if taken is None:   # closed
@@ -261,6 +273,9 @@ class SegmentNode(Node):
             except Exception as exc:  # noqa: B902 - the worker must outlive any one frame
                 if not self.context.ok():
                     return   # Ctrl-C or shutdown: the publishers' context is gone
+                if is_fatal_device_error(exc):
+                    self._fail(f'{type(exc).__name__}: {exc}')
+                    return
                 error = f'{type(exc).__name__}: {exc}'
                 self.mailbox.count_error(name, error)
                 self.get_logger().error(f'{self.cameras[name].topic}: {error}',
@@ -277,15 +292,26 @@ class SegmentNode(Node):
         decode_ms = (time.perf_counter() - start) * 1e3
         want_overlay = (self.params['publish_overlay']
                         and camera.overlay_pub.get_subscription_count() > 0)
+        size = frame.pixels.shape[:2]
+        if self.segmenter.device.type == 'cuda' and size not in self._warm_sizes:
+            self._warm_sizes.add(size)   # cuDNN picks its kernels for this frame size once
+            self.segmenter.warmup(runs=1, frame_size=size)
         try:
             result = self.segmenter.segment(frame.pixels, frame.color_order,
                                             overlay_alpha=self.params['overlay_alpha'],
                                             overlay=want_overlay)
         except Exception as exc:  # noqa: B902 - report any inference failure, keep running
+            if self._is_fatal(exc):
+                raise
             error = f'{type(exc).__name__}: {exc}'
             self.mailbox.count_error(camera.name, error)
             self.get_logger().error(f'{camera.topic}: inference failed: {error}',
                                     throttle_duration_sec=5.0)
+            return
+        if not result.finite:
+            error = 'the model produced NaN or inf logits; nothing published for this frame'
+            self.mailbox.count_error(camera.name, error, non_finite=True)
+            self.get_logger().error(f'{camera.topic}: {error}', throttle_duration_sec=5.0)
             return
         publish_start = time.perf_counter()
         if self.params['publish_labels']:
@@ -336,6 +362,18 @@ class SegmentNode(Node):
         for parameter in parameters:
             if parameter.name in self.params:
                 self.params[parameter.name] = parameter.value
+
+    @staticmethod
+    def _is_fatal(exc: BaseException) -> bool:
+        from ..engine import is_fatal_device_error
+        return is_fatal_device_error(exc)
+
+    def _fail(self, error: str) -> None:
+        """End the node on an error every later frame would repeat (a sticky CUDA error)."""
+        self.fatal_error = error
+        self.get_logger().fatal(f'{error}: the device is unusable until the process restarts; '
+                                'exiting with code 1 (launch respawn=True restarts the node)')
+        self.context.try_shutdown()
 
     def close(self) -> None:
         """Stop the worker (it finishes at most the frame in hand) and destroy the node."""

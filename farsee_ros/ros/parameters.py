@@ -71,10 +71,14 @@ class ParamSpec:
 
 
 PARAMETERS: Tuple[ParamSpec, ...] = (
-    ParamSpec('model_path', '', 'Checkpoint file; empty = the installed default model '
-              '(share/farsee_ros/models/farseenet_camvid.pt).'),
+    ParamSpec('model_path', '', 'Checkpoint (.pt) or engine ONNX file (.onnx); empty = the '
+              'installed default model (share/farsee_ros/models/farseenet_camvid.pt).'),
     ParamSpec('device', 'auto', 'Inference device: auto (CUDA if present, else CPU with a '
               'warning), cpu, cuda or cuda:N (an error if CUDA is absent).'),
+    ParamSpec('backend', 'auto', 'What runs the network: auto (on the CPU the INT8 ONNX model '
+              'beside the checkpoint when there is one, else PyTorch; PyTorch on CUDA), torch, '
+              'or onnxruntime (CUDA/TensorRT with onnxruntime-gpu).',
+              choices=('auto', 'torch', 'onnxruntime')),
     ParamSpec('precision', 'auto', 'auto (fp16 on CUDA, fp32 on CPU), fp32 or fp16 (CUDA only).',
               choices=('auto', 'fp32', 'fp16')),
     ParamSpec('input_height', 0, "Model input height; 0 = the checkpoint's input size.",

@@ -18,8 +18,9 @@ The segment_node executable: run SegmentNode until Ctrl-C or shutdown, quietly.
 Everything heavy (rclpy, the node, PyTorch) is imported inside main(), so a Ctrl-C at any
 moment, even while the imports load (it is then honoured when they are done), ends the process
 with exit code 0 and no traceback, as `ros2 launch` users expect. A start-up problem is one
-error line and exit code 1. Before rclpy starts, the node's own Fast DDS profile is chosen
-(fastdds.py).
+error line and exit code 1, and so is a device error that would fail every later frame (a
+sticky CUDA error: `respawn=True` in a launch file then restarts the node). Before rclpy
+starts, the node's own Fast DDS profile is chosen (fastdds.py).
 """
 
 import os
@@ -74,7 +75,8 @@ def main(args: Optional[List[str]] = None) -> int:
         if node is not None:
             node.close()
         rclpy.try_shutdown()
-    return 0
+    # The node shut itself down on an error every later frame would repeat (logged).
+    return 1 if node is not None and node.fatal_error else 0
 
 
 if __name__ == '__main__':

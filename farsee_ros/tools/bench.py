@@ -15,14 +15,16 @@
 """
 `farsee-ros bench`: FarSee-Net against the networks a user would pick instead, in one run.
 
-Model-only latency (median of many runs after warm-up; CUDA events on the GPU) of the four
-FarSee-Net variants and torchvision's lraspp_mobilenet_v3_large, deeplabv3_mobilenet_v3_large,
-fcn_resnet50 and deeplabv3_resnet50 (random weights: speed only, 19 classes), at 512x768 and
-1024x2048, in fp32 and fp16, with and without channels_last, and with CUDA graphs and
-torch.compile where the device has them. Every time is also given as a ratio to FarSee-Net's
-under the same input size and configuration. Then the end-to-end node latency through DDS
-(publisher -> segment_node -> subscriber; bench_node): 2048x1024 at 30 Hz, and the highest
-input rate with under 5% dropped frames.
+First the backend rows (bench_backends.py): the default model (or --model) in PyTorch and
+ONNX Runtime, fp32 and INT8, with ratios and the INT8 mIoU delta. Then model-only latency
+(median of many runs after warm-up; CUDA events on the GPU) of the four FarSee-Net variants
+and torchvision's lraspp_mobilenet_v3_large, deeplabv3_mobilenet_v3_large, fcn_resnet50 and
+deeplabv3_resnet50 (random weights: speed only, 19 classes), at 512x768 and 1024x2048, in fp32
+and fp16, with and without channels_last, and with CUDA graphs and torch.compile where the
+device has them. Every time is also given as a ratio to FarSee-Net's under the same input size
+and configuration. Then the end-to-end node latency through DDS (publisher -> segment_node ->
+subscriber; bench_node): 2048x1024 at 30 Hz, and the highest input rate with under 5% dropped
+frames.
 """
 
 import argparse
@@ -60,6 +62,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--node-frames', type=int, default=150,
                         help='frames per end-to-end measurement')
     parser.add_argument('--report', help='write JSON here and the markdown table beside it')
+    backends = parser.add_argument_group('backend rows')
+    backends.add_argument('--only-backends', action='store_true',
+                          help='only the backend rows (PyTorch / ONNX Runtime, fp32 / INT8)')
+    backends.add_argument('--no-backends', action='store_true', help='skip the backend rows')
+    backends.add_argument('--model', help='checkpoint of the backend rows (default: the '
+                          'installed default model)')
+    backends.add_argument('--dataset', help='re-measure the INT8 mIoU delta on this dataset '
+                          '(camvid, cityscapes, folders)')
+    backends.add_argument('--root', help='its root directory')
+    backends.add_argument('--split', default='val', help='its split spec')
+    backends.add_argument('--limit', type=int, default=0, help='first N frames only (0: all)')
 
 
 def peer(name: str) -> torch.nn.Module:
@@ -248,6 +261,11 @@ def run(args: argparse.Namespace) -> int:
     if device.type == 'cuda':
         torch.backends.cudnn.benchmark = True
     machine = machine_name(device)
+    report: Dict[str, Any] = {'machine': machine, 'device': str(device)}
+    if not args.no_backends:
+        report['backends'] = backend_rows(args, device, machine)
+        if args.only_backends:
+            return _write(args, report, markdown_backends(report['backends'], machine))
     print(f'farsee-ros bench on {machine}: {runs} timed runs after {warmup} warm-up per cell')
     rows = []
     for size in sizes:
@@ -261,8 +279,7 @@ def run(args: argparse.Namespace) -> int:
     table = markdown(rows, machine)
     print()
     print(table)
-    report: Dict[str, Any] = {'machine': machine, 'device': str(device), 'runs': runs,
-                              'warmup': warmup, 'model_only': rows}
+    report.update(runs=runs, warmup=warmup, model_only=rows)
     if not args.quick and not args.no_node:
         report['node'] = node_latency(args.device, args.node_frames, NODE_RATES)
         at30 = report['node']['at_30hz']
@@ -271,6 +288,12 @@ def run(args: argparse.Namespace) -> int:
               f'{at30["subscriber_latency_ms"]["p99"]:.1f} ms, dropped {at30["dropped"]}/'
               f'{at30["frames_sent"]}; highest rate with < 5% drops: '
               f'{report["node"]["max_rate_under_5pct_drops_hz"]} Hz')
+    if 'backends' in report:
+        table = markdown_backends(report['backends'], machine) + '\n\n' + table
+    return _write(args, report, table)
+
+
+def _write(args: argparse.Namespace, report: Dict[str, Any], table: str) -> int:
     if args.report:
         with open(args.report, 'w') as f:
             json.dump(report, f, indent=2)
@@ -279,3 +302,30 @@ def run(args: argparse.Namespace) -> int:
             f.write(table + '\n')
         print(f'wrote {args.report} and {md}')
     return 0
+
+
+def backend_rows(args: argparse.Namespace, device: torch.device, machine: str) -> Dict[str, Any]:
+    """Time the checkpoint in every backend; print and return the rows."""
+    from .bench_backends import markdown as markdown_backends_, measure as measure_backends
+    from ..ros.resources import default_model_path
+    path = args.model or default_model_path()
+    dataset = None
+    if args.dataset:
+        if not args.root:
+            raise ValueError('--dataset needs --root')
+        from ..training.datasets import build_dataset
+        dataset = build_dataset(args.dataset, args.root, args.split)
+    runs = args.runs or (10 if args.quick else 50)
+    warmup = args.warmup or (2 if args.quick else 5)
+    print(f'backend rows: {path}, {runs} timed runs after {warmup} warm-up', flush=True)
+    result = measure_backends(path, device=str(device), runs=runs, warmup=warmup,
+                              dataset=dataset, limit=args.limit)
+    print(markdown_backends_(result, machine), flush=True)
+    print()
+    return result
+
+
+def markdown_backends(result: Dict[str, Any], machine: str) -> str:
+    """Return the backend rows as markdown (bench_backends.markdown)."""
+    from .bench_backends import markdown as markdown_backends_
+    return markdown_backends_(result, machine)

@@ -22,47 +22,6 @@ from typing import List, Optional
 from .. import __version__
 
 
-def _export(args: argparse.Namespace) -> int:
-    from ..model.classes import get_class_set
-    from ..model.checkpoint import load_checkpoint, make_metadata
-    from ..model.export import export
-    from ..model.network import build_model
-
-    if args.model:
-        model, metadata = load_checkpoint(args.model)
-    else:
-        classes = get_class_set(args.classes)
-        model = build_model(args.variant, num_classes=classes.num_classes)
-        metadata = make_metadata(model, classes, input_size=args.input_size or [512, 768],
-                                 dataset='untrained')
-    input_size = args.input_size or metadata['input_size']
-    output_size = args.output_size or input_size
-    if args.format == 'fp16-checkpoint':   # the project's checkpoint, weights stored in fp16
-        import os
-        import torch
-        from ..model.checkpoint import save_checkpoint
-        if args.input_size and list(args.input_size) != list(metadata['input_size']):
-            # Deploy at another input size (e.g. one chosen on the validation split).
-            metadata = dict(metadata, input_size=list(args.input_size),
-                            trained_input_size=metadata.get('trained_input_size',
-                                                            metadata['input_size']))
-        save_checkpoint(args.out, model, metadata, half=True)
-        half, _ = load_checkpoint(args.out)
-        x = torch.randn(1, 3, *input_size)
-        with torch.inference_mode():
-            ref, out = model.eval()(x), half.eval()(x)
-        error = float((out - ref).norm() / ref.norm())
-        agree = float((out.argmax(1) == ref.argmax(1)).float().mean())
-        print(f'wrote {args.out} (fp16 weights, {os.path.getsize(args.out) / 2**20:.1f} MiB); '
-              f'vs fp32 logits: relative error {error:.1e}, argmax agreement {agree:.4%}')
-        return 0
-    error = export(model, args.format, args.out, input_size, output_size, metadata)
-    print(f'wrote {args.out} ({args.format}, input 1x3x{input_size[0]}x{input_size[1]}, '
-          f'output {output_size[0]}x{output_size[1]}); parity with eager: relative error '
-          f'{error:.1e}')
-    return 0
-
-
 def _info(args: argparse.Namespace) -> int:
     from ..model.checkpoint import read_checkpoint
     _, metadata = read_checkpoint(args.model)
@@ -79,6 +38,8 @@ def _complexity(args: argparse.Namespace) -> int:
 # Tools in their own modules (relative to farsee_ros.tools), each with add_arguments(parser)
 # and run(args) -> exit code; imported when the parser is built.
 TOOLS = (
+    ('export', '.export', 'export a checkpoint to TorchScript, ONNX (fp32, or INT8 calibrated '
+     'on training frames) or an fp16 checkpoint, parity-checked'),
     ('demo', '.demo', 'a street sequence through segment_node over ROS topics: overlay GIF, '
      'mosaic, latency plot, summary'),
     ('bench', '.bench', 'model-only latency of FarSee-Net and peers, and the node end to end'),
@@ -97,25 +58,9 @@ TOOLS = (
 def build_parser() -> argparse.ArgumentParser:
     import importlib
 
-    from ..model.network import VARIANTS
-
     parser = argparse.ArgumentParser(prog='farsee-ros', description=__doc__)
     parser.add_argument('--version', action='version', version=f'farsee_ros {__version__}')
     sub = parser.add_subparsers(dest='command', metavar='COMMAND', required=True)
-
-    exp = sub.add_parser('export', help='export a model to TorchScript, ONNX or an fp16 '
-                         'checkpoint, parity-checked')
-    exp.add_argument('--model', help='checkpoint to export')
-    exp.add_argument('--variant', default='farseenet', choices=list(VARIANTS),
-                     help='without --model: export an untrained network of this variant')
-    exp.add_argument('--classes', default='camvid', help='without --model: class set')
-    exp.add_argument('--format', required=True,
-                     choices=['torchscript', 'onnx', 'fp16-checkpoint'])
-    exp.add_argument('--out', required=True, help='output file')
-    exp.add_argument('--input-size', type=int, nargs=2, metavar=('H', 'W'))
-    exp.add_argument('--output-size', type=int, nargs=2, metavar=('H', 'W'),
-                     help='label resolution (default: the input size)')
-    exp.set_defaults(func=_export)
 
     info = sub.add_parser('info', help="print a checkpoint's metadata")
     info.add_argument('--model', required=True)

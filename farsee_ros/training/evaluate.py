@@ -32,12 +32,12 @@ from ..common import sha256_of
 from ..model.classes import class_set_of, CLASS_SETS
 from .datasets import build_dataset, DATASETS, SegmentationDataset
 from .metrics import ConfusionMatrix
-from ..engine import add_device_argument, Segmenter
+from ..engine import add_backend_argument, add_device_argument, Segmenter
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the evaluate command's options to `parser`."""
-    parser.add_argument('--model', required=True, help='checkpoint file')
+    parser.add_argument('--model', required=True, help='checkpoint (.pt) or engine ONNX file')
     parser.add_argument('--dataset', required=True, choices=DATASETS)
     parser.add_argument('--root', required=True, help='dataset root directory')
     parser.add_argument('--split', default='val', help="split spec: 'test', 'train+val', or "
@@ -47,6 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--input-size', type=int, nargs=2, metavar=('H', 'W'),
                         help="network input size (default: the checkpoint's)")
     add_device_argument(parser)
+    add_backend_argument(parser)
     parser.add_argument('--precision', default='auto', choices=['auto', 'fp32', 'fp16'])
     parser.add_argument('--report', help='write a JSON report here (figures beside it)')
     parser.add_argument('--limit', type=int, default=0, help='evaluate the first N images only')
@@ -72,6 +73,25 @@ def evaluate(segmenter: Segmenter, dataset: SegmentationDataset, *, limit: int =
         result = segmenter.segment(frame, 'rgb', overlay=False)
         confusion.update(torch.from_numpy(result.labels), label)
     return confusion
+
+
+def compare(reference: Segmenter, candidate: Segmenter, dataset: SegmentationDataset, *,
+            limit: int = 0) -> Dict[str, Any]:
+    """Segment `dataset` with both; return each mIoU and the share of equal labels."""
+    confusions = [ConfusionMatrix(dataset.classes.num_classes, dataset.classes.ignore_index)
+                  for _ in range(2)]
+    count = min(len(dataset), limit) if limit else len(dataset)
+    equal = total = 0
+    for index in range(count):
+        image, label = dataset.load(index)
+        frame = np.ascontiguousarray(image.permute(1, 2, 0).numpy())
+        results = [s.segment(frame, 'rgb', overlay=False).labels for s in (reference, candidate)]
+        for confusion, labels in zip(confusions, results):
+            confusion.update(torch.from_numpy(labels), label)
+        equal += int((results[0] == results[1]).sum())
+        total += results[0].size
+    return {'frames': count, 'miou': [c.miou() for c in confusions],
+            'agreement': equal / max(total, 1)}
 
 
 def report_dict(confusion: ConfusionMatrix, class_names: Sequence[str], *, model_path: str,
@@ -141,7 +161,7 @@ def write_figures(report: Dict[str, Any], stem: str) -> Sequence[str]:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate; print the per-class table and `mIoU: <value>`."""
-    segmenter = Segmenter.from_checkpoint(args.model, device=args.device,
+    segmenter = Segmenter.from_checkpoint(args.model, backend=args.backend, device=args.device,
                                           precision=args.precision, input_size=args.input_size)
     classes = args.classes
     if classes is None:   # a 'folders' dataset's labels: the model's class set if built in
@@ -153,10 +173,11 @@ def run(args: argparse.Namespace) -> int:
     report = report_dict(confusion, segmenter.class_names, model_path=args.model,
                          metadata=segmenter.metadata, input_size=segmenter.input_size,
                          dataset=args.dataset, split=args.split, images=images)
+    report['model']['backend'] = segmenter.description
     width = max(len(n) for n in segmenter.class_names)
     print(f'{args.dataset}/{args.split}: {images} images, input '
-          f'{segmenter.input_size[0]}x{segmenter.input_size[1]}, {segmenter.device} '
-          f'{segmenter.precision}, model {args.model}')
+          f'{segmenter.input_size[0]}x{segmenter.input_size[1]}, {segmenter.description}, '
+          f'model {args.model}')
     for name, value in report['per_class_iou'].items():
         print(f'  {name:<{width}}  {"n/a" if value is None else f"{value:.4f}"}')
     print(f'pixel accuracy: {report["pixel_accuracy"]:.4f}')

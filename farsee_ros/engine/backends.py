@@ -1,0 +1,194 @@
+# Copyright 2026 The farsee_ros Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+What runs the network's forward pass: PyTorch or ONNX Runtime, behind one call.
+
+A backend takes the normalised 1x3xHxW input and returns logits: the network's native
+(stride-2) logits as a CPU tensor, which the engine upsamples exactly, or, for PyTorch on CUDA,
+logits already at the frame's size on the GPU. Which one runs (`choose`):
+- 'torch': the checkpoint in PyTorch (fp32, or fp16 on CUDA).
+- 'onnxruntime': an engine ONNX file (model/onnx_file.py): the one named as the model, or the
+  INT8 file beside the checkpoint ('<stem>.int8.onnx'), whose source_sha256 must be the
+  checkpoint's. On CUDA it uses ONNX Runtime's TensorRT/CUDA execution providers, present
+  with the onnxruntime-gpu package only.
+- 'auto': ONNX Runtime for an ONNX model; for a checkpoint, its INT8 file on the CPU when
+  there is one (and the input size is the file's), PyTorch otherwise (always on CUDA).
+"""
+
+import os
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+import torch
+
+from ..common import sha256_of
+from ..model.checkpoint import CheckpointError, load_checkpoint
+from ..model.onnx_file import INPUT_NAME, quantized_path, read_onnx
+
+BACKENDS = ('auto', 'torch', 'onnxruntime')
+# Tried in this order; ONNX Runtime falls back to the next one for operators a provider lacks.
+GPU_PROVIDERS = ('TensorrtExecutionProvider', 'CUDAExecutionProvider')
+
+
+def add_backend_argument(parser: Any) -> None:
+    """Add the one --backend option of the tools that run the engine (or the node)."""
+    parser.add_argument('--backend', default='auto', choices=BACKENDS,
+                        help='what runs the network: auto (CPU: the INT8 ONNX model beside the '
+                        'checkpoint if there is one, else PyTorch; PyTorch on CUDA), torch, '
+                        'onnxruntime')
+
+
+def is_onnx(path: str) -> bool:
+    """Say whether a model path names an ONNX file (by its extension)."""
+    return str(path).lower().endswith('.onnx')
+
+
+class TorchBackend:
+    """The checkpoint's network in PyTorch, on the CPU or a CUDA device."""
+
+    name = 'torch'
+
+    def __init__(self, model: torch.nn.Module, device: torch.device, dtype: torch.dtype):
+        self.device, self.dtype = device, dtype
+        self.model = model.to(device, dtype).eval()
+        self.native = device.type == 'cpu'
+        if device.type == 'cuda':   # the node's input size is fixed: let cuDNN pick kernels
+            torch.backends.cudnn.benchmark = True
+
+    @property
+    def description(self) -> str:
+        precision = 'fp16' if self.dtype == torch.float16 else 'fp32'
+        return f'PyTorch {torch.__version__} {precision} on {self.device}'
+
+    def __call__(self, x: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
+        """Return NxHxW logits: native on the CPU, at `size` on CUDA (the model resizes)."""
+        if self.native:
+            return self.model.native_logits(x)[0]
+        return self.model(x, list(size))[0]
+
+
+class OnnxRuntimeBackend:
+    """An engine ONNX file (fp32 or INT8) in ONNX Runtime."""
+
+    name = 'onnxruntime'
+    native = True
+
+    def __init__(self, data: bytes, metadata: Mapping[str, Any], device: torch.device,
+                 source: str, threads: int = 0):
+        import onnxruntime
+        self.device, self.dtype = device, torch.float32
+        self.precision = str(metadata['precision'])
+        self.source = source
+        options = onnxruntime.SessionOptions()
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.log_severity_level = 3
+        # Idle pool threads sleep instead of spinning: on a small CPU a spinning pool starves
+        # the threads that receive frames (DDS, the executor) between forward passes.
+        options.add_session_config_entry('session.intra_op.allow_spinning', '0')
+        self.providers = providers_for(device)
+        try:
+            self.session = onnxruntime.InferenceSession(data, options, providers=self.providers)
+        except Exception as exc:  # noqa: B902 - ONNX Runtime raises its own exception types
+            raise CheckpointError(f'{source}: ONNX Runtime cannot load it ({type(exc).__name__}'
+                                  f': {str(exc).strip()[:300]})') from None
+        self.providers = self.session.get_providers()
+
+    @property
+    def description(self) -> str:
+        import onnxruntime
+        return (f'ONNX Runtime {onnxruntime.__version__} {self.precision} '
+                f"({', '.join(p.replace('ExecutionProvider', '') for p in self.providers)})")
+
+    def __call__(self, x: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
+        """Return the native NxhxW logits, a CPU tensor."""
+        array = x.detach().to('cpu', torch.float32).contiguous().numpy()
+        return torch.from_numpy(self.session.run(None, {INPUT_NAME: array})[0][0])
+
+
+def providers_for(device: torch.device) -> List[str]:
+    """ONNX Runtime execution providers for `device` (CUDA ones only with onnxruntime-gpu)."""
+    import onnxruntime
+    if device.type != 'cuda':
+        return ['CPUExecutionProvider']
+    available = onnxruntime.get_available_providers()
+    gpu = [p for p in GPU_PROVIDERS if p in available]
+    if not gpu:
+        raise ValueError(f'backend onnxruntime on {device}: this ONNX Runtime has no CUDA '
+                         f"execution provider (it has {', '.join(available)}); install "
+                         "onnxruntime-gpu (Jetson: NVIDIA's wheel), or use backend torch")
+    index = device.index or 0
+    return [(p, {'device_id': index}) for p in gpu] + ['CPUExecutionProvider']
+
+
+def _quantized_for(checkpoint: str) -> Tuple[Optional[Tuple[bytes, Dict[str, Any]]], str]:
+    """Return (the INT8 file's bytes and metadata, or None if absent) and its path."""
+    path = quantized_path(checkpoint)
+    if not os.path.isfile(path):
+        return None, path
+    data, metadata = read_onnx(path)
+    expected = sha256_of(checkpoint)
+    if metadata.get('source_sha256') != expected:
+        raise CheckpointError(
+            f'{path} was quantized from another checkpoint (source_sha256 '
+            f"{str(metadata.get('source_sha256'))[:12]}..., but {checkpoint} is "
+            f'{expected[:12]}...): export it again with farsee-ros export --model '
+            f'{checkpoint} --format onnx-int8 --out {path} ..., or delete it, or use backend '
+            'torch')
+    return (data, metadata), path
+
+
+def choose(path: str, backend: str, device: torch.device, dtype: torch.dtype,
+           input_size: Optional[Tuple[int, int]]) -> Tuple[Any, Dict[str, Any], str]:
+    """Return (backend object, metadata, a line saying why it was chosen) for model `path`."""
+    if backend not in BACKENDS:
+        raise ValueError(f'invalid backend {backend!r}; accepted: {" | ".join(BACKENDS)}')
+    if is_onnx(path):
+        if backend == 'torch':
+            raise ValueError(f'backend torch needs a checkpoint (.pt), not the ONNX file {path}')
+        data, metadata = read_onnx(path)
+        _check_size(path, metadata, input_size)
+        return OnnxRuntimeBackend(data, metadata, device, path), metadata, 'an ONNX model'
+    if backend == 'torch' or (backend == 'auto' and device.type == 'cuda'):
+        model, metadata = load_checkpoint(path)
+        why = 'asked for' if backend == 'torch' else 'auto on CUDA'
+        return TorchBackend(model, device, dtype), metadata, why
+    found, onnx_path = _quantized_for(path)
+    if found is None:
+        if backend == 'onnxruntime':
+            raise CheckpointError(
+                f'backend onnxruntime: no INT8 model beside {path} (looked for {onnx_path}); '
+                f'make it with farsee-ros export --model {path} --format onnx-int8 --out '
+                f'{onnx_path} ..., or set model_path to an engine .onnx file')
+        model, metadata = load_checkpoint(path)
+        return (TorchBackend(model, device, dtype), metadata,
+                f'auto: no INT8 model at {onnx_path}')
+    data, metadata = found
+    if backend == 'auto' and input_size and tuple(input_size) != tuple(metadata['input_size']):
+        model, metadata = load_checkpoint(path)
+        return (TorchBackend(model, device, dtype), metadata,
+                f'auto: input size {input_size[0]}x{input_size[1]} differs from the INT8 '
+                f"model's {metadata['input_size'][0]}x{metadata['input_size'][1]}")
+    _check_size(onnx_path, metadata, input_size)
+    why = 'asked for' if backend == 'onnxruntime' else 'auto: INT8 model beside the checkpoint'
+    return OnnxRuntimeBackend(data, metadata, device, onnx_path), metadata, why
+
+
+def _check_size(path: str, metadata: Mapping[str, Any],
+                input_size: Optional[Tuple[int, int]]) -> None:
+    fixed = tuple(metadata['input_size'])
+    if input_size and tuple(input_size) != fixed:
+        raise ValueError(f'{path} runs at input size {fixed[0]}x{fixed[1]} only, not '
+                         f'{input_size[0]}x{input_size[1]}: export the ONNX model again with '
+                         '--input-size, or use backend torch')
