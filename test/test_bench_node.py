@@ -20,6 +20,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 
 def test_bench_node_reports_latency_and_overhead(tmp_path, small_checkpoint):
     report = tmp_path / 'bench.json'
@@ -58,3 +60,85 @@ def test_outputs_arrive_promptly_on_default_discovery_and_transports(tmp_path, s
     # Without the node's Fast DDS profile a lost sample waited for the 3 s heartbeat
     # (docs/qos.md); with it, a subscriber gets each frame right after the node published it.
     assert data['subscriber_minus_node_ms']['max'] < 1000, data['subscriber_minus_node_ms']
+
+
+def test_bench_node_soak_accounts_for_frames_memory_and_exit(tmp_path, small_checkpoint):
+    """A short overload soak through real DDS: the report's structure and its accounting."""
+    report = tmp_path / 'soak.json'
+    result = subprocess.run(
+        [sys.executable, '-m', 'farsee_ros.tools.cli', 'bench-node', '--model', small_checkpoint,
+         '--device', 'cpu', '--size', '120', '160', '--soak', '3', '--rate', '30',
+         '--warmup', '2', '--report', str(report)],
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    data = json.loads(report.read_text())
+    assert data['mode'] == 'soak' and data['seconds'] == 3 and data['rate_hz'] == 30
+    assert data['achieved_rate_hz'] > 0 and data['publisher_qos']['reliability'] == 'reliable'
+    frames = data['frames']
+    handled = frames['processed'] + frames['dropped'] + frames['invalid'] + frames['errors']
+    assert frames['sent'] > 0 and frames['processed'] > 0, frames
+    assert frames['sent'] >= frames['node_received'] >= frames['processed'] + frames['dropped']
+    assert frames['lost_before_node'] == frames['sent'] - frames['node_received']
+    assert frames['unaccounted_in_node'] == frames['node_received'] - handled
+    assert frames['invalid'] == frames['errors'] == 0 and frames['counters_settled']
+    assert frames['every_frame_accounted'] == (handled == frames['sent'])
+    assert 0 < frames['labels_returned'] <= frames['processed']
+    for key in ('latency_ms', 'node_processing_ms', 'publish_call_ms'):
+        assert set(data[key]) == {'p50', 'p99', 'max'}
+        assert 0 < data[key]['p50'] <= data[key]['max'] and math.isfinite(data[key]['max'])
+    memory = data['node_memory_mib']
+    assert 0 < memory['idle'] <= memory['max']
+    assert 0 < memory['start'] <= memory['max'] and 0 < memory['end'] <= memory['max']
+    assert memory['growth'] == round(memory['end'] - memory['start'], 1)
+    assert len(memory['samples']) >= 2 and memory['limit'] == 50
+    assert memory['within_limit'] == (memory['growth'] < 50)
+    assert data['node_exit']['crashed'] is False
+    assert data['node_exit']['exit_code_during_run'] is None
+    assert data['node_exit']['exit_code_after_sigint'] == 0
+    for line in ('| sent | node received |', '| node RSS (MiB) |', 'accounting: ', 'node: ran'):
+        assert line in result.stdout, result.stdout
+
+
+def test_bench_node_soak_rejects_bad_values(capsys):
+    from farsee_ros.tools.cli import build_parser
+
+    for bad in (['--soak', '0'], ['--soak', '-5'], ['--soak', 'nan'], ['--soak', 'a minute'],
+                ['--soak', '3', '--rate', '0']):
+        with pytest.raises(SystemExit) as exit_info:
+            build_parser().parse_args(['bench-node', *bad])
+        assert exit_info.value.code == 2
+        option = bad[-2]
+        assert f'argument {option}: must be a positive number, got {bad[-1]!r}' \
+            in capsys.readouterr().err
+
+
+def test_soak_accounting_flags_each_gap():
+    from farsee_ros.tools.bench_node import account
+
+    before = dict(received=2, processed=2, dropped=0, invalid=0, errors=0, lost=0)
+    after = dict(received=12, processed=5, dropped=6, invalid=0, errors=0, lost=0)
+    frames = account(sent=11, before=before, after=after, settled=True, returned=2)
+    assert frames['lost_before_node'] == 1 and frames['unaccounted_in_node'] == 1
+    assert frames['labels_lost_on_return'] == 1 and not frames['every_frame_accounted']
+    after.update(received=13, dropped=8)
+    assert account(sent=11, before=before, after=after, settled=True,
+                   returned=3)['every_frame_accounted']
+    assert not account(sent=11, before=before, after=after, settled=False,
+                       returned=3)['every_frame_accounted']
+
+
+def test_memory_growth_leaves_out_the_step_to_the_working_set():
+    from farsee_ros.tools.bench_node import RssSampler
+    sampler = RssSampler(pid=0)
+    # Idle 800 MiB, 1000 MiB from 2 s on with a +-20 MiB saw-tooth: no growth.
+    sampler.samples = [(0.0, 800.0)] + [(float(t), 1000.0 + (20 if t % 2 else -20))
+                                        for t in range(2, 62)]
+    flat = sampler.summary()
+    assert flat['idle'] == 800.0 and flat['start'] == pytest.approx(1000, abs=20)
+    assert abs(flat['growth']) <= 40 and flat['within_limit']
+    assert abs(flat['trend_mib_per_min']) < 5
+    # The same with a leak of 2 MiB a second: growth near 100 MiB over the minute, over the bar.
+    sampler.samples = [(t, rss + 2 * t) for t, rss in sampler.samples]
+    leak = sampler.summary()
+    assert leak['growth'] > 80 and not leak['within_limit']
+    assert leak['trend_mib_per_min'] == pytest.approx(120, abs=10)

@@ -38,9 +38,11 @@ import numpy as np
 from .bag import BagFrame
 from ..model.classes import class_set_of
 from .fetch import FetchError, fetch_files, OfflineError, read_sums, RemoteFiles
+from ..engine.backends import is_onnx
 from ..model.checkpoint import read_checkpoint
+from ..model.onnx_file import read_onnx
 from ..ros.resources import default_model_path
-from ..engine import add_device_argument, resolve_device
+from ..engine import add_backend_argument, add_device_argument, resolve_device
 
 CAMERA_TOPIC = '/camera/image_raw'
 SYNTHETIC = 'SYNTHETIC street-like frames (procedurally drawn, not camera images)'
@@ -250,7 +252,7 @@ def message_pixels(msg) -> Tuple[np.ndarray, str]:
 
 
 def record_live(topic: str, count: int, model: Optional[str], device: str, timeout: float,
-                log: Callable[[str], None]):
+                log: Callable[[str], None], backend: str = 'auto'):
     """
     Run segment_node on a live camera topic and record `count` results (or until `timeout`).
 
@@ -261,7 +263,7 @@ def record_live(topic: str, count: int, model: Optional[str], device: str, timeo
     from .harness import stamp_ns
     from .node_run import NodeRun, Playback
 
-    with NodeRun(topic, model=model, device=device, overlay=True, publish=False,
+    with NodeRun(topic, model=model, device=device, backend=backend, overlay=True, publish=False,
                  name='demo') as run:
         run.client.collect(Image, topic, reliable=False, depth=10)
         log(f'listening to {topic} until {count} frames are segmented (at most {timeout:g} s)')
@@ -309,6 +311,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         'each frame once the previous one was segmented')
     parser.add_argument('--model', help='checkpoint (default: the installed default model)')
     add_device_argument(parser)
+    add_backend_argument(parser)
     parser.add_argument('--offline', action='store_true',
                         help='do not download the CamVid frames: use SYNTHETIC frames')
     parser.add_argument('--timeout', type=float, default=60.0,
@@ -327,7 +330,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f'--rate must be positive, not {args.rate}')
     resolve_device(args.device)                   # an unusable device fails here, not in the node
     model = args.model or default_model_path()
-    _, metadata = read_checkpoint(model)          # a missing or corrupt model fails here
+    reader = read_onnx if is_onnx(model) else read_checkpoint
+    _, metadata = reader(model)                   # a missing or corrupt model fails here
     classes = class_set_of(metadata)
     source = open_source(args.source, args.frames, args.topic, args.offline)
     print(f'frames:  {source.description}')
@@ -336,7 +340,7 @@ def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     if source.live_topic:
         playback, frames = record_live(source.live_topic, args.frames, args.model, args.device,
-                                       args.timeout, print)
+                                       args.timeout, print, backend=args.backend)
         pacing = f'live camera {source.live_topic}'
     else:
         frames = source.frames
@@ -346,6 +350,7 @@ def run(args: argparse.Namespace) -> int:
               '/farsee/overlay, /farsee/latency -> recorder (real DDS, own ROS_DOMAIN_ID, '
               f'Fast DDS transports: {transport_description()})')
         playback = play(frames, CAMERA_TOPIC, model=args.model, device=args.device,
+                        backend=args.backend,
                         rate=args.rate, max_rate=args.rate is None, overlay=True, desc='demo')
         pacing = (f'{args.rate:g} Hz' if args.rate else
                   'each frame once the previous one was segmented')

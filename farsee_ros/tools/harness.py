@@ -85,9 +85,10 @@ class NodeProcess:
 
     @classmethod
     def for_camera(cls, log_dir, image_topic: str, model: Optional[str] = None,
-                   device: str = 'auto', name: str = 'node') -> 'NodeProcess':
+                   device: str = 'auto', name: str = 'node',
+                   backend: str = 'auto') -> 'NodeProcess':
         """Start segment_node on one camera topic; `model` None = the default weights."""
-        params = {'device': device, 'image_topics': f'[{image_topic}]'}
+        params = {'device': device, 'backend': backend, 'image_topics': f'[{image_topic}]'}
         if model:
             params['model_path'] = os.path.abspath(model)
         return cls(log_dir, params, name=name)

@@ -72,6 +72,7 @@ class NodeRun:
     """
 
     def __init__(self, image_topic: str, *, model: Optional[str] = None, device: str = 'auto',
+                 backend: str = 'auto',
                  external: bool = False, node_name: str = 'farsee', overlay: bool = False,
                  publish: bool = True, name: str = 'run'):
         self.image_topic = image_topic
@@ -80,7 +81,8 @@ class NodeRun:
         self.latency_topic = f'{self.prefix}/latency'
         self.overlay_topic = f'{self.prefix}/overlay'
         self.outputs = [self.labels_topic] + ([self.overlay_topic] if overlay else [])
-        self._options = dict(model=model, device=device, external=external, overlay=overlay,
+        self._options = dict(model=model, device=device, backend=backend, external=external,
+                             overlay=overlay,
                              publish=publish, name=name)
         self.node: Optional[NodeProcess] = None
         self.camera = None
@@ -97,7 +99,8 @@ class NodeRun:
             if not options['external']:
                 self.node = NodeProcess.for_camera(self._folder.name, self.image_topic,
                                                    options['model'], options['device'],
-                                                   f'{options["name"]}_node')
+                                                   f'{options["name"]}_node',
+                                                   backend=options['backend'])
             self.client = Client(f'farsee_{options["name"]}')
             self.client.collect(Image, self.labels_topic, depth=RECORD_DEPTH)
             self.client.collect(DiagnosticArray, self.latency_topic, depth=RECORD_DEPTH)
@@ -156,6 +159,13 @@ class NodeRun:
         self.camera.publish(msg)
         return msg
 
+    def warm_up(self, frame: Any, count: int) -> None:
+        """Send `count` copies of `frame` (BagFrame-like), each after the last's round trip."""
+        for _ in range(count):
+            stamp = self.client.now_ns()
+            self.publish(frame.pixels, frame.encoding, stamp, frame.frame_id)
+            self.client.wait_for(lambda s=stamp: self.arrived(s), 30)
+
     def arrived(self, stamp: int, topics: Optional[Sequence[str]] = None) -> bool:
         """Return whether every one of `topics` (default: the outputs) carried `stamp`."""
         return all(any(stamp_ns(m.header) == stamp for m in self.client.messages(t)[-5:])
@@ -172,7 +182,8 @@ class NodeRun:
 
 
 def play(frames: Sequence[Any], image_topic: str, *, model: Optional[str] = None,
-         device: str = 'auto', rate: Optional[float] = None, max_rate: bool = False,
+         device: str = 'auto', backend: str = 'auto', rate: Optional[float] = None,
+         max_rate: bool = False,
          keep_stamps: bool = False, external: bool = False, node_name: str = 'farsee',
          overlay: bool = False, keep_inputs: bool = False, drain: float = 10.0,
          warmup: int = 1, desc: str = 'replay') -> Playback:
@@ -189,7 +200,7 @@ def play(frames: Sequence[Any], image_topic: str, *, model: Optional[str] = None
 
     sent: Dict[int, Dict[str, Any]] = {}
     published: List[Tuple[int, bytes]] = []
-    with NodeRun(image_topic, model=model, device=device, external=external,
+    with NodeRun(image_topic, model=model, device=device, backend=backend, external=external,
                  node_name=node_name, overlay=overlay, name=desc) as run:
         run.wait_until_subscribed()
         # Warm-up, not reported: the node's first forward pass is slow, and one full round
@@ -197,10 +208,7 @@ def play(frames: Sequence[Any], image_topic: str, *, model: Optional[str] = None
         # prevent DDS's reliable repair delaying the next frames by seconds on the default
         # transports (measured; LARGE_DATA on both ends does, docs/qos.md).
         first = frames[0]
-        for _ in range(warmup):
-            stamp = run.client.now_ns()
-            run.publish(first.pixels, first.encoding, stamp, first.frame_id)
-            run.client.wait_for(lambda s=stamp: run.arrived(s), 30)
+        run.warm_up(first, warmup)
 
         if keep_inputs:
             from rclpy.serialization import serialize_message

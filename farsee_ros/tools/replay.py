@@ -33,7 +33,7 @@ import torch
 
 from .bag import BagWriter, IMAGE_TYPE, read_images
 from ..common import percentiles
-from ..engine import add_device_argument
+from ..engine import add_backend_argument, add_device_argument
 from ..model.classes import CAMVID, class_set_of, ClassSet, get_class_set
 from ..training.metrics import ConfusionMatrix
 from ..model.checkpoint import read_checkpoint
@@ -47,6 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--labels-topic', help='ground-truth mono8 labels topic in the bag')
     parser.add_argument('--model', help='checkpoint (default: the installed default model)')
     add_device_argument(parser)
+    add_backend_argument(parser)
     pace = parser.add_mutually_exclusive_group()
     pace.add_argument('--rate', type=float, help='publish at this rate (Hz); default: the '
                       "bag's own timing")
@@ -125,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f'--out-bag {args.out_bag} exists; choose a new directory')
 
     playback = play(frames, args.image_topic, model=args.model, device=args.device,
+                    backend=args.backend,
                     rate=args.rate, max_rate=args.max_rate, keep_stamps=args.keep_stamps,
                     external=args.external, node_name=args.node_name,
                     overlay=bool(args.out_bag), keep_inputs=bool(args.out_bag),
