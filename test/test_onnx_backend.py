@@ -228,3 +228,19 @@ def test_cli_int8_export_calibrates_on_training_frames_and_reports_parity(
     info = json.loads(json.dumps(metadata))   # JSON all the way: an ONNX file runs no code
     assert info['source_sha256'] == sha256_of(checkpoint)
     assert os.path.getsize(out) < os.path.getsize(checkpoint)
+
+
+def test_without_onnxruntime_auto_runs_pytorch_and_says_why(
+        tmp_path, small_checkpoint, monkeypatch):
+    """A robot installed by rosdep alone has no onnxruntime: auto still starts, on PyTorch."""
+    from farsee_ros.engine import backends
+    checkpoint = str(tmp_path / 'model.pt')
+    shutil.copy(small_checkpoint, checkpoint)
+    model, metadata = load_checkpoint(checkpoint)
+    quantize_int8(model, quantized_path(checkpoint), metadata, _inputs(checkpoint, 2),
+                  source_sha256=sha256_of(checkpoint))
+    monkeypatch.setattr(backends, 'missing_onnx_packages', lambda: ['onnxruntime'])
+    auto = Segmenter.from_checkpoint(checkpoint, device='cpu')
+    assert auto.backend.name == 'torch' and 'pip install onnxruntime' in auto.why
+    with pytest.raises(ValueError, match='needs the Python packages onnxruntime'):
+        Segmenter.from_checkpoint(checkpoint, device='cpu', backend='onnxruntime')

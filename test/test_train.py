@@ -64,9 +64,10 @@ def test_short_run_lowers_the_loss_and_writes_its_outputs(camvid_root, tmp_path,
 
 
 def test_resume_continues_exactly(camvid_root, tmp_path, capsys):
+    """Bit-identical weights on the CPU; CUDA's non-deterministic kernels are not covered."""
     straight, pieces = str(tmp_path / 'straight'), str(tmp_path / 'pieces')
     common = ['--root', camvid_root, '--epochs', '3', '--schedule', 'poly',
-              '--warmup-epochs', '1', *FAST]
+              '--warmup-epochs', '1', '--device', 'cpu', *FAST]
     assert main(['train', '--out', straight, *common]) == 0
     assert main(['train', '--out', pieces, '--stop-after', '1', *common]) == 0
     assert 'stopped after epoch 1/3' in capsys.readouterr().out

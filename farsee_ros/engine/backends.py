@@ -49,6 +49,12 @@ def add_backend_argument(parser: Any) -> None:
                         'onnxruntime')
 
 
+def missing_onnx_packages() -> List[str]:
+    """Return which of onnx and onnxruntime cannot be imported here."""
+    import importlib.util
+    return [name for name in ('onnx', 'onnxruntime') if importlib.util.find_spec(name) is None]
+
+
 def is_onnx(path: str) -> bool:
     """Say whether a model path names an ONNX file (by its extension)."""
     return str(path).lower().endswith('.onnx')
@@ -157,6 +163,10 @@ def choose(path: str, backend: str, device: torch.device, dtype: torch.dtype,
     if is_onnx(path):
         if backend == 'torch':
             raise ValueError(f'backend torch needs a checkpoint (.pt), not the ONNX file {path}')
+        missing = missing_onnx_packages()
+        if missing:
+            raise ValueError(f'{path}: an ONNX model needs the Python packages '
+                             f'{", ".join(missing)} (pip install {" ".join(missing)})')
         data, metadata = read_onnx(path)
         _check_size(path, metadata, input_size)
         return OnnxRuntimeBackend(data, metadata, device, path), metadata, 'an ONNX model'
@@ -164,6 +174,15 @@ def choose(path: str, backend: str, device: torch.device, dtype: torch.dtype,
         model, metadata = load_checkpoint(path)
         why = 'asked for' if backend == 'torch' else 'auto on CUDA'
         return TorchBackend(model, device, dtype), metadata, why
+    missing = missing_onnx_packages()
+    if missing and backend == 'auto':
+        model, metadata = load_checkpoint(path)
+        return (TorchBackend(model, device, dtype), metadata,
+                f'auto: {" and ".join(missing)} not installed (pip install {" ".join(missing)} '
+                'for the faster INT8 model)')
+    if missing:
+        raise ValueError(f'backend onnxruntime needs the Python packages {", ".join(missing)} '
+                         f'(pip install {" ".join(missing)}; onnxruntime-gpu for CUDA)')
     found, onnx_path = _quantized_for(path)
     if found is None:
         if backend == 'onnxruntime':

@@ -29,7 +29,7 @@ import torch
 
 from .backends import choose, TorchBackend
 from .device import resolve_device, resolve_precision
-from .postprocess import blend, class_argmax, upsampled_argmax
+from .postprocess import blend, class_argmax, colorize_blend, upsampled_argmax
 from .preprocess import model_input
 
 COLOR_ORDERS = ('rgb', 'bgr', 'rgba', 'bgra', 'mono')
@@ -69,6 +69,7 @@ class Segmenter:
         self._inv_std = 1.0 / (torch.tensor(norm['std'], device=self.device).view(shape) * 255.0)
         palette = torch.tensor(metadata['palette'], dtype=torch.uint8, device=self.device)
         self._palettes = {'rgb': palette, 'bgr': palette.flip(1).contiguous()}
+        self._palettes_np = {order: p.cpu().numpy() for order, p in self._palettes.items()}
         self._events = backend.device.type == 'cuda' and not backend.native
 
     @classmethod
@@ -132,20 +133,22 @@ class Segmenter:
         logits = self.backend(x, (height, width))
         finite = torch.isfinite(logits).all()   # read at the end: no extra GPU sync
         clocks.append(self._stage())
-        if self.backend.native:   # native logits on the CPU, upsampled exactly
-            labels = upsampled_argmax(logits.float(), (height, width), class_argmax)
-            if self.device.type != 'cpu':
-                labels = labels.to(self.device)
-        else:                     # logits at the frame's size on the GPU
-            labels = class_argmax(logits)
         blended = None
         order = 'bgr' if color_order in ('bgr', 'bgra') else 'rgb'
-        if overlay:   # blended in the frame's own colour order
-            base = (pixels.reshape(height, width, 1).expand(-1, -1, 3) if color_order == 'mono'
-                    else pixels[..., :3])
-            colours = self._palettes[order][labels.long()]
-            blended = blend(base, colours, overlay_alpha).cpu().numpy()
-        labels_np = labels.cpu().numpy()
+        if self.backend.native:   # native logits on the CPU, upsampled exactly
+            labels_np = upsampled_argmax(logits.float().cpu(), (height, width),
+                                         class_argmax).numpy()
+            if overlay:           # OpenCV on the frame itself, in its own colour order
+                blended = colorize_blend(frame, labels_np, self._palettes_np[order],
+                                         overlay_alpha)
+        else:                     # logits at the frame's size on the GPU
+            labels = class_argmax(logits)
+            if overlay:
+                base = (pixels.reshape(height, width, 1).expand(-1, -1, 3)
+                        if color_order == 'mono' else pixels[..., :3])
+                colours = self._palettes[order][labels.long()]
+                blended = blend(base, colours, overlay_alpha).cpu().numpy()
+            labels_np = labels.cpu().numpy()
         clocks.append(self._stage())
         if self._events:
             torch.cuda.synchronize(self.device)

@@ -161,7 +161,6 @@ def read_onnx(path: str) -> Tuple[bytes, Dict[str, Any]]:
     farsee_ros engine file, metadata missing or invalid, input/output not as described.
     """
     import onnx
-    from google.protobuf.message import DecodeError
 
     path = os.fspath(path)
     if not os.path.isfile(path):
@@ -170,7 +169,7 @@ def read_onnx(path: str) -> Tuple[bytes, Dict[str, Any]]:
         data = f.read()
     try:
         proto = onnx.load_from_string(data)
-    except (DecodeError, ValueError, RuntimeError) as exc:
+    except Exception as exc:  # noqa: B902 - protobuf's DecodeError, or onnx's own errors
         raise CheckpointError(f'{path} is not a valid ONNX model ({type(exc).__name__}: '
                               f'{str(exc).strip()[:200]})') from None
     if not proto.graph.node:
