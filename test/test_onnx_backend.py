@@ -33,7 +33,12 @@ from farsee_ros.model.onnx_file import (add_metadata, export_fp32, quantize_int8
 
 @pytest.fixture(scope='module')
 def trained(tmp_path_factory, camvid_root):
-    """Train a checkpoint for a few epochs on generated scenes (colour predicts class)."""
+    """
+    Train a checkpoint briefly on generated scenes: trained statistics, not random weights.
+
+    Ten epochs of eight frames do not make a good model (val mIoU about 0.01), but BatchNorm
+    statistics and weights have moved from their initialisation, as in a real checkpoint.
+    """
     from farsee_ros.tools.cli import main
     out = str(tmp_path_factory.mktemp('onnx_train'))
     assert main(['train', '--dataset', 'camvid', '--root', camvid_root, '--out', out,
@@ -114,7 +119,7 @@ def test_int8_beside_the_checkpoint_is_what_auto_runs_on_the_cpu(tmp_path, small
 
 
 def test_int8_keeps_a_trained_models_labels(tmp_path, trained):
-    """On a model that learnt something, INT8 labels match fp32's almost everywhere."""
+    """On a trained checkpoint, INT8 labels match fp32's almost everywhere (measured: 99%)."""
     model, metadata = load_checkpoint(trained)
     path = str(tmp_path / 'scenes.int8.onnx')
     quantize_int8(model, path, metadata, _inputs(trained, 16), source_sha256=sha256_of(trained))
