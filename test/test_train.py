@@ -17,6 +17,7 @@
 
 import csv
 import json
+import math
 import os
 import socket
 import subprocess
@@ -206,3 +207,17 @@ def test_ddp_two_cpu_processes_with_gloo(camvid_root, tmp_path):
     labelled = sum(int((val.load(i)[1] != 11).sum()) for i in range(len(val)))
     assert int(rows[-1]['val_pixels']) == labelled
     assert result.stdout.count('epoch 2/2 loss') == 1   # only rank 0 reports
+
+
+def test_amp_on_the_cpu(camvid_root, tmp_path, capsys):
+    """bf16 autocast trains on CPUs with AVX512-BF16/AMX; fp16 on the CPU is a clear error."""
+    from farsee_ros.engine.device import bf16_supported
+    common = ['--root', camvid_root, '--epochs', '1', '--device', 'cpu', *FAST]
+    assert main(['train', '--out', str(tmp_path / 'fp16'), '--amp', 'fp16', *common]) == 2
+    assert '--amp fp16 needs a CUDA device' in capsys.readouterr().err
+    code = main(['train', '--out', str(tmp_path / 'bf16'), '--amp', 'bf16', *common])
+    if bf16_supported(torch.device('cpu')):
+        assert code == 0 and 'amp torch.bfloat16' in capsys.readouterr().out
+        assert math.isfinite(float(_rows(str(tmp_path / 'bf16'))[0]['train_loss']))
+    else:
+        assert code == 2 and 'needs AVX512-BF16 or AMX' in capsys.readouterr().err

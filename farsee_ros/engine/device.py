@@ -51,6 +51,17 @@ def is_fatal_device_error(exc: BaseException) -> bool:
     return any(marker.lower() in message.lower() for marker in STICKY_DEVICE_ERRORS)
 
 
+def bf16_supported(device: torch.device) -> bool:
+    """Say whether bf16 matmuls/convolutions are native here (AVX512-BF16 or AMX on the CPU)."""
+    if device.type == 'cuda':
+        return torch.cuda.is_bf16_supported()
+    try:
+        flags = open('/proc/cpuinfo').read()
+    except OSError:
+        return False
+    return ' avx512_bf16' in flags or ' amx_bf16' in flags
+
+
 def resolve_device(device: str) -> Tuple[torch.device, Optional[str]]:
     """Map 'auto' | 'cpu' | 'cuda' | 'cuda:N' to a torch device; also return a warning or None."""
     name = str(device).strip().lower()

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from ..common import percentiles, sha256_of
-from ..engine import resolve_device
+from ..engine.device import bf16_supported, resolve_device
 from ..model.checkpoint import load_checkpoint
 from ..model.onnx_file import export_fp32, quantize_int8, quantized_path, read_onnx
 
@@ -40,17 +40,6 @@ from ..model.onnx_file import export_fp32, quantize_int8, quantized_path, read_o
 def _time(run: Callable[[], Any], runs: int, warmup: int, device: torch.device) -> List[float]:
     from .bench import time_forward
     return time_forward(run, device, runs, warmup)
-
-
-def bf16_supported(device: torch.device) -> bool:
-    """Say whether bf16 matmuls/convolutions are native here (AVX512-BF16 or AMX on the CPU)."""
-    if device.type == 'cuda':
-        return torch.cuda.is_bf16_supported()
-    try:
-        flags = open('/proc/cpuinfo').read()
-    except OSError:
-        return False
-    return ' avx512_bf16' in flags or ' amx_bf16' in flags
 
 
 def _torch_rows(model: torch.nn.Module, x: torch.Tensor, device: torch.device,

@@ -49,6 +49,7 @@ from ..model.checkpoint import IMAGENET_NORMALIZATION
 from ..model.classes import ClassSet
 from ..model.network import build_model, VARIANTS
 from ..engine import add_device_argument, model_input, resolve_device
+from ..engine.device import bf16_supported
 from .state import (Progress, RECIPE_KEYS, restore_state, resume_state, save_best, save_epoch,
                     TrainingError, write_config)
 
@@ -95,7 +96,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--degrees', type=float, default=10.0, help='random rotation range')
     parser.add_argument('--colour-noise', type=float, default=0.1)
     parser.add_argument('--amp', default='auto', choices=['auto', 'off', 'bf16', 'fp16'],
-                        help='mixed precision (auto: bf16 or fp16 on CUDA, off on the CPU)')
+                        help='mixed precision (auto: bf16 or fp16 on CUDA, off on the CPU; bf16 '
+                        'also on CPUs with AVX512-BF16 or AMX)')
     add_device_argument(parser)
     parser.add_argument('--workers', type=int, default=2, help='data-loading processes')
     parser.add_argument('--no-cache', action='store_true',
@@ -287,7 +289,13 @@ def _amp_dtype(amp: str, device: torch.device) -> Optional[torch.dtype]:
     if amp == 'off' or (amp == 'auto' and device.type != 'cuda'):
         return None
     if device.type != 'cuda':
-        raise TrainingError(f'--amp {amp} needs a CUDA device; use off or auto on the CPU')
+        if amp == 'fp16':
+            raise TrainingError('--amp fp16 needs a CUDA device; on the CPU use off, auto or '
+                                'bf16 (CPUs with AVX512-BF16 or AMX)')
+        if not bf16_supported(device):
+            raise TrainingError('--amp bf16 on the CPU needs AVX512-BF16 or AMX, which this '
+                                'CPU lacks; accepted here: off, auto')
+        return torch.bfloat16   # bf16 autocast on the CPU
     if amp == 'fp16' or (amp == 'auto' and not torch.cuda.is_bf16_supported()):
         return torch.float16
     return torch.bfloat16
