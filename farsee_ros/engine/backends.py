@@ -172,13 +172,13 @@ def choose(path: str, backend: str, device: torch.device, dtype: torch.dtype,
         return OnnxRuntimeBackend(data, metadata, device, path), metadata, 'an ONNX model'
     if backend == 'torch' or (backend == 'auto' and device.type == 'cuda'):
         model, metadata = load_checkpoint(path)
-        why = 'asked for' if backend == 'torch' else 'auto on CUDA'
+        why = 'asked for' if backend == 'torch' else 'on CUDA'
         return TorchBackend(model, device, dtype), metadata, why
     missing = missing_onnx_packages()
     if missing and backend == 'auto':
         model, metadata = load_checkpoint(path)
         return (TorchBackend(model, device, dtype), metadata,
-                f'auto: {" and ".join(missing)} not installed (pip install {" ".join(missing)} '
+                f'{" and ".join(missing)} not installed (pip install {" ".join(missing)} '
                 'for the faster INT8 model)')
     if missing:
         raise ValueError(f'backend onnxruntime needs the Python packages {", ".join(missing)} '
@@ -192,15 +192,15 @@ def choose(path: str, backend: str, device: torch.device, dtype: torch.dtype,
                 f'{onnx_path} ..., or set model_path to an engine .onnx file')
         model, metadata = load_checkpoint(path)
         return (TorchBackend(model, device, dtype), metadata,
-                f'auto: no INT8 model at {onnx_path}')
+                f'no INT8 model at {onnx_path}')
     data, metadata = found
     if backend == 'auto' and input_size and tuple(input_size) != tuple(metadata['input_size']):
         model, metadata = load_checkpoint(path)
         return (TorchBackend(model, device, dtype), metadata,
-                f'auto: input size {input_size[0]}x{input_size[1]} differs from the INT8 '
+                f'input size {input_size[0]}x{input_size[1]} differs from the INT8 '
                 f"model's {metadata['input_size'][0]}x{metadata['input_size'][1]}")
     _check_size(onnx_path, metadata, input_size)
-    why = 'asked for' if backend == 'onnxruntime' else 'auto: INT8 model beside the checkpoint'
+    why = 'asked for' if backend == 'onnxruntime' else 'INT8 model beside the checkpoint'
     return OnnxRuntimeBackend(data, metadata, device, onnx_path), metadata, why
 
 
