@@ -23,15 +23,20 @@ import sys
 import pytest
 
 
-def test_bench_node_reports_latency_and_overhead(tmp_path, small_checkpoint):
-    report = tmp_path / 'bench.json'
+def _bench_node(folder, checkpoint, *args, env=None):
+    """Run `farsee-ros bench-node` on the CPU with `args`; return its output and JSON report."""
+    report = folder / 'report.json'
     result = subprocess.run(
-        [sys.executable, '-m', 'farsee_ros.tools.cli', 'bench-node', '--model', small_checkpoint,
-         '--device', 'cpu', '--size', '120', '160', '--frames', '8', '--warmup', '2',
-         '--rate', '5', '--report', str(report)],
-        capture_output=True, text=True, timeout=300)
+        [sys.executable, '-m', 'farsee_ros.tools.cli', 'bench-node', '--model', checkpoint,
+         '--device', 'cpu', '--warmup', '2', *args, '--report', str(report)],
+        capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
-    data = json.loads(report.read_text())
+    return result, json.loads(report.read_text())
+
+
+def test_bench_node_reports_latency_and_overhead(tmp_path, small_checkpoint):
+    result, data = _bench_node(tmp_path, small_checkpoint, '--size', '120', '160',
+                               '--frames', '8', '--rate', '5')
     assert data['frames_sent'] == 8
     assert 0 < data['frames_processed'] <= 8
     assert data['dropped'] == 8 - data['frames_processed']
@@ -44,17 +49,11 @@ def test_bench_node_reports_latency_and_overhead(tmp_path, small_checkpoint):
 
 def test_outputs_arrive_promptly_on_default_discovery_and_transports(tmp_path, small_checkpoint):
     """As a user runs it: SUBNET discovery, Fast DDS's default transports, labels + overlay."""
-    report = tmp_path / 'default.json'
     env = {k: v for k, v in os.environ.items()
            if k not in ('ROS_AUTOMATIC_DISCOVERY_RANGE', 'FASTDDS_BUILTIN_TRANSPORTS',
                         'FASTDDS_DEFAULT_PROFILES_FILE', 'FARSEE_FASTDDS_PROFILE')}
-    result = subprocess.run(
-        [sys.executable, '-m', 'farsee_ros.tools.cli', 'bench-node', '--model', small_checkpoint,
-         '--device', 'cpu', '--size', '360', '480', '--frames', '25', '--warmup', '2',
-         '--rate', '5', '--transport', 'default', '--report', str(report)],
-        capture_output=True, text=True, timeout=300, env=env)
-    assert result.returncode == 0, result.stdout + result.stderr
-    data = json.loads(report.read_text())
+    _, data = _bench_node(tmp_path, small_checkpoint, '--size', '360', '480', '--frames', '25',
+                          '--rate', '5', '--transport', 'default', env=env)
     assert data['transport'] == 'default' and data['overlay_subscribed']
     assert data['frames_processed'] == data['frames_sent'] == 25
     # Without the node's Fast DDS profile a lost sample waited for the 3 s heartbeat
@@ -64,14 +63,8 @@ def test_outputs_arrive_promptly_on_default_discovery_and_transports(tmp_path, s
 
 def test_bench_node_soak_accounts_for_frames_memory_and_exit(tmp_path, small_checkpoint):
     """A short overload soak through real DDS: the report's structure and its accounting."""
-    report = tmp_path / 'soak.json'
-    result = subprocess.run(
-        [sys.executable, '-m', 'farsee_ros.tools.cli', 'bench-node', '--model', small_checkpoint,
-         '--device', 'cpu', '--size', '120', '160', '--soak', '3', '--rate', '30',
-         '--warmup', '2', '--report', str(report)],
-        capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stdout + result.stderr
-    data = json.loads(report.read_text())
+    result, data = _bench_node(tmp_path, small_checkpoint, '--size', '120', '160',
+                               '--soak', '3', '--rate', '30')
     assert data['mode'] == 'soak' and data['seconds'] == 3 and data['rate_hz'] == 30
     assert data['achieved_rate_hz'] > 0 and data['publisher_qos']['reliability'] == 'reliable'
     frames = data['frames']

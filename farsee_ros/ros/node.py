@@ -254,7 +254,6 @@ class SegmentNode(Node):
                                   throttle_duration_sec=5.0)
 
     def _work(self) -> None:
-        from ..engine import is_fatal_device_error
         # Warm up here, in the thread that runs every frame (CUDA state is per thread); frames
         # arriving meanwhile wait in the mailbox (newest wins).
         self._warm_sizes = set()
@@ -273,7 +272,7 @@ class SegmentNode(Node):
             except Exception as exc:  # noqa: B902 - the worker must outlive any one frame
                 if not self.context.ok():
                     return   # Ctrl-C or shutdown: the publishers' context is gone
-                if is_fatal_device_error(exc):
+                if self._is_fatal(exc):
                     self._fail(f'{type(exc).__name__}: {exc}')
                     return
                 error = f'{type(exc).__name__}: {exc}'

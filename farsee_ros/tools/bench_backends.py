@@ -26,7 +26,7 @@ a dataset, the delta and label agreement re-measured here through the engine.
 import copy
 import os
 import tempfile
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, Optional
 
 import numpy as np
 import torch
@@ -35,11 +35,6 @@ from ..common import percentiles, sha256_of
 from ..engine.device import bf16_supported, resolve_device
 from ..model.checkpoint import load_checkpoint
 from ..model.onnx_file import export_fp32, quantize_int8, quantized_path, read_onnx
-
-
-def _time(run: Callable[[], Any], runs: int, warmup: int, device: torch.device) -> List[float]:
-    from .bench import time_forward
-    return time_forward(run, device, runs, warmup)
 
 
 def _torch_rows(model: torch.nn.Module, x: torch.Tensor, device: torch.device,
@@ -89,6 +84,7 @@ def _onnx_rows(path: str, model: torch.nn.Module, metadata: Dict[str, Any], x: t
 def measure(path: str, *, device: str = 'cpu', runs: int = 50, warmup: int = 5,
             dataset: Optional[Any] = None, limit: int = 0) -> Dict[str, Any]:
     """Time every backend on checkpoint `path`; with `dataset`, re-measure INT8's mIoU delta."""
+    from .bench import time_forward   # bench imports this module when it runs
     torch_device, _ = resolve_device(device)
     model, metadata = load_checkpoint(path)
     size = tuple(metadata['input_size'])
@@ -96,12 +92,12 @@ def measure(path: str, *, device: str = 'cpu', runs: int = 50, warmup: int = 5,
     rows = []
     with torch.inference_mode():
         for name, run in _torch_rows(model, x, torch_device, runs, warmup).items():
-            rows.append({'backend': name, 'times': _time(run, runs, warmup, torch_device)})
+            rows.append({'backend': name, 'times': time_forward(run, torch_device, runs, warmup)})
     with tempfile.TemporaryDirectory() as folder:
         for name, entry in _onnx_rows(path, model, metadata, x.cpu(), folder,
                                       torch_device).items():
             row = {'backend': name, 'runtime': entry[2],
-                   'times': _time(entry[0], runs, warmup, torch.device('cpu'))}
+                   'times': time_forward(entry[0], torch.device('cpu'), runs, warmup)}
             if name.endswith('int8'):
                 row['int8_model'] = entry[3]
                 row['parity_at_export'] = entry[1].get('parity')
