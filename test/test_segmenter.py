@@ -14,6 +14,8 @@
 
 """The Segmenter engine: full-resolution labels, overlay in the frame's colour order, errors."""
 
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -38,8 +40,24 @@ def test_labels_at_the_frames_own_size(segmenter, frame):
     assert result.labels.shape == (181, 243) and result.labels.dtype == np.uint8
     assert result.labels.max() < 11
     assert result.overlay.shape == (181, 243, 3) and result.overlay.dtype == np.uint8
-    assert set(result.timings_ms) == {'preprocess', 'inference', 'postprocess'}
+    assert set(result.timings_ms) == {'preprocess', 'inference', 'postprocess', 'overlay'}
     assert all(t >= 0 for t in result.timings_ms.values())
+
+
+def test_labels_are_handed_over_before_the_overlay(segmenter, frame):
+    """on_labels gets the frame's labels once; its own time is in no stage."""
+    handed = []
+
+    def slow_publisher(labels):
+        handed.append((labels.copy(), torch.get_num_threads()))
+        time.sleep(0.3)
+
+    threads = torch.get_num_threads()
+    result = segmenter.segment(frame, 'rgb', on_labels=slow_publisher)
+    assert len(handed) == 1 and np.array_equal(handed[0][0], result.labels)
+    assert handed[0][1] == threads   # PyTorch runs this network: its pool is left alone
+    assert result.overlay is not None
+    assert result.timings_ms['overlay'] < 200, result.timings_ms
 
 
 def test_labels_equal_the_models_argmax(segmenter, frame):

@@ -64,6 +64,7 @@ class TorchBackend:
     """The checkpoint's network in PyTorch, on the CPU or a CUDA device."""
 
     name = 'torch'
+    torch_threads = None   # PyTorch runs the network on its own pool, at its size
 
     def __init__(self, model: torch.nn.Module, device: torch.device, dtype: torch.dtype):
         self.device, self.dtype = device, dtype
@@ -100,10 +101,9 @@ class OnnxRuntimeBackend:
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = threads or torch.get_num_threads()
         options.log_severity_level = 3
-        # Idle pool threads sleep instead of spinning: on a small CPU a spinning pool starves
-        # the threads that receive frames (DDS, the executor) between forward passes.
-        options.add_session_config_entry('session.intra_op.allow_spinning', '0')
         self.providers = providers_for(device)
+        # This pool runs the network; PyTorch then only resizes, on one thread (Segmenter).
+        self.torch_threads = 1 if device.type == 'cpu' else None
         try:
             self.session = onnxruntime.InferenceSession(data, options, providers=self.providers)
         except Exception as exc:  # noqa: B902 - ONNX Runtime raises its own exception types

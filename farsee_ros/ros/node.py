@@ -295,13 +295,25 @@ class SegmentNode(Node):
         if self.segmenter.device.type == 'cuda' and size not in self._warm_sizes:
             self._warm_sizes.add(size)   # cuDNN picks its kernels for this frame size once
             self.segmenter.warmup(runs=1, frame_size=size)
+        publish_ms = []
+
+        def publish_labels(labels: Any) -> None:   # before the overlay is rendered
+            started = time.perf_counter()
+            if self.params['publish_labels']:
+                camera.labels_pub.publish(labels_to_image(labels, msg.header))
+            if camera.camera_info is not None:
+                info = camera.camera_info
+                info.header = msg.header   # outputs keep the input's size: no rescaling needed
+                camera.info_pub.publish(info)
+            publish_ms.append((time.perf_counter() - started) * 1e3)
+
         try:
             result = self.segmenter.segment(frame.pixels, frame.color_order,
                                             overlay_alpha=self.params['overlay_alpha'],
-                                            overlay=want_overlay)
+                                            overlay=want_overlay, on_labels=publish_labels)
         except Exception as exc:  # noqa: B902 - report any inference failure, keep running
-            if self._is_fatal(exc):
-                raise
+            if self._is_fatal(exc) or not self.context.ok():
+                raise   # a dead device, or shutdown while the labels were being published
             error = f'{type(exc).__name__}: {exc}'
             self.mailbox.count_error(camera.name, error)
             self.get_logger().error(f'{camera.topic}: inference failed: {error}',
@@ -313,18 +325,12 @@ class SegmentNode(Node):
             self.get_logger().error(f'{camera.topic}: {error}', throttle_duration_sec=5.0)
             return
         publish_start = time.perf_counter()
-        if self.params['publish_labels']:
-            camera.labels_pub.publish(labels_to_image(result.labels, msg.header))
         if want_overlay:
             camera.overlay_pub.publish(
                 overlay_to_image(result.overlay, result.overlay_order, msg.header))
-        if camera.camera_info is not None:
-            info = camera.camera_info
-            info.header = msg.header   # outputs keep the input's size: no rescaling needed
-            camera.info_pub.publish(info)
         done = time.perf_counter()
         stages = dict(result.timings_ms, decode=decode_ms,
-                      publish=(done - publish_start) * 1e3)
+                      publish=sum(publish_ms) + (done - publish_start) * 1e3)
         stages['processing'] = (done - start) * 1e3
         stages['queue'] = (start - since) * 1e3
         end_to_end = (self.get_clock().now() - Time.from_msg(msg.header.stamp)).nanoseconds / 1e6

@@ -113,8 +113,8 @@ PARAMETERS: Tuple[ParamSpec, ...] = (
 SPECS: Dict[str, ParamSpec] = {p.name: p for p in PARAMETERS}
 
 # The per-frame ~/latency record: each value is published as '<stage>_ms'.
-LATENCY_STAGES = ('decode', 'preprocess', 'inference', 'postprocess', 'publish', 'queue',
-                  'processing', 'end_to_end')
+LATENCY_STAGES = ('decode', 'preprocess', 'inference', 'postprocess', 'overlay', 'publish',
+                  'queue', 'processing', 'end_to_end')
 
 # Topics the node publishes, relative to the node (~/...): name, type, contents. With several
 # cameras each camera's outputs are under ~/<camera>/.
@@ -125,8 +125,8 @@ OUTPUT_TOPICS: Tuple[Tuple[str, str, str, str, str], ...] = (
     ('overlay', 'sensor_msgs/Image', 'bgr8 for bgr8/bgra8 input, else rgb8', 'the input\'s',
      'class colours blended over the frame at its size; rendered only while subscribed'),
     ('latency', 'diagnostic_msgs/DiagnosticArray', '-', 'the input\'s',
-     'per frame: decode, preprocess, inference, postprocess, publish, queue, processing and '
-     'end-to-end (now - stamp) times in ms'),
+     'per frame: decode, preprocess, inference, postprocess (labels), overlay, publish, queue, '
+     'processing and end-to-end (now - stamp) times in ms'),
     ('camera_info', 'sensor_msgs/CameraInfo', '-', 'the input\'s',
      'the camera\'s CameraInfo (sibling camera_info topic), when the camera publishes one'),
 )

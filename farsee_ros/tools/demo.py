@@ -509,7 +509,7 @@ def print_report(report: Dict[str, Any], out: str, files: Dict[str, str]) -> Non
         stages = report['node_latency_ms']
         print('in node: ' + ', '.join(f'{k} {v["p50"]:.1f}' for k, v in stages.items()
                                       if k in ('preprocess', 'inference', 'postprocess',
-                                               'publish')) + ' ms (median)')
+                                               'overlay', 'publish')) + ' ms (median)')
     if report['miou'] is not None:
         print(f'mIoU:    {report["miou"]:.4f} on these {report["frames_evaluated"]} frames '
               '(ground truth from the sequence)')
