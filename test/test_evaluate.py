@@ -23,6 +23,7 @@ import pytest
 
 from farsee_ros.tools.cli import main
 from farsee_ros.training.datasets import build_dataset
+from farsee_ros.training.metrics import GridAlignment
 from farsee_ros.engine import Segmenter
 
 
@@ -68,10 +69,38 @@ def test_report_matches_an_independent_computation(small_checkpoint, camvid_root
     assert report['pixel_accuracy'] == pytest.approx(accuracy, abs=1e-12)
     assert list(report['per_class_iou'].values()) == pytest.approx(ious, abs=1e-12)
     assert f'mIoU: {miou:.4f}' in printed.splitlines()
+    assert 0 <= report['grid_boundary_share'] <= 1 and 'blockiness: ' in printed
+    assert 0 < report['grid_boundary_share_chance'] < 0.5
     matrix = np.array(report['confusion_matrix'])
     assert matrix.shape == (11, 11) and matrix.sum() == 4 * 46 * 64   # 2 ignore rows each
     for suffix in ('_per_class_iou.png', '_confusion.png'):
         assert os.path.getsize(str(tmp_path / 'reports' / 'val') + suffix) > 1000
+
+
+def test_grid_alignment_tells_blocks_from_free_boundaries():
+    """Blockiness: labels made of the network's 8x8 input cells sit on the grid; others not."""
+    rng = np.random.default_rng(0)
+    cells = rng.integers(0, 3, (36, 48)).astype(np.uint8)
+    blocky = GridAlignment((288, 384))          # 480x360 frames: a cell is 10x10 frame pixels
+    blocky.update(np.repeat(np.repeat(cells, 10, axis=0), 10, axis=1))
+    assert blocky.share() == 1.0
+    assert blocky.chance() == pytest.approx(0.3, abs=0.005)   # 3 of 10 frame edges: the band
+    free = GridAlignment((288, 384))
+    y, x = np.mgrid[0:360, 0:480]
+    for k in range(30):
+        a, b = rng.normal(size=2)
+        free.update(((a * (x - 240) + b * (y - 180) + 37 * k) % 97 < 40).astype(np.uint8))
+    assert abs(free.share() - free.chance()) < 0.03, (free.share(), free.chance())
+    # Counting by hand on a tiny map: input 16 wide, frame 16 wide: column edges at
+    # t = 1..15; on the grid where (t + 1) mod 8 < 2: t = 7, 8, 15 (3 of 15).
+    tiny = GridAlignment((16, 16))
+    labels = np.zeros((16, 16), np.uint8)
+    labels[:, 7:] = 1     # one column boundary at t = 7 (on the grid), 16 rows long
+    labels[:, 10:] = 2    # one at t = 10 (off)
+    tiny.update(labels)
+    assert (tiny.on_grid, tiny.boundaries) == (16, 32)
+    assert tiny.chance() == pytest.approx(3 / 15)
+    assert GridAlignment((16, 16)).share() is None
 
 
 def test_input_size_override_is_reported(small_checkpoint, camvid_root, tmp_path):

@@ -28,11 +28,13 @@ import torch
 
 from farsee_ros.tools.cli import main
 from farsee_ros.training.datasets import build_dataset
+from farsee_ros.training.state import TrainingError
 from farsee_ros.model.checkpoint import load_checkpoint
 from farsee_ros.tools.cli import build_parser
 from farsee_ros.training.train import (build, ddp_backend, default_input_size, distributed,
-                                       epoch_order, evaluate, lr_at, median_frequency_weights,
-                                       prepare, train_one_epoch)
+                                       epoch_order, evaluate, log_weights, lr_at,
+                                       median_frequency_weights, parse_class_weights, prepare,
+                                       train_one_epoch)
 
 FAST = ['--dataset', 'camvid', '--input-size', '64', '64', '--crop', '48', '64',
         '--batch-size', '4', '--workers', '0', '--lr', '0.05']
@@ -125,6 +127,21 @@ def test_median_frequency_weights_by_hand(tmp_path):
         # torch's nanmedian takes the lower middle value for an even count
         assert weights[c] == pytest.approx(expected) or len(known) % 2 == 0
     assert all(w >= 0 for w in weights)
+
+
+def test_log_weights_by_hand(tmp_path):
+    """Log weights are ENet's 1 / ln(1.02 + share of the labelled pixels); 0 if absent."""
+    from conftest import write_labelled_scenes
+    labels = write_labelled_scenes(tmp_path / 'train', tmp_path / 'trainannot', 3, seed=5)
+    data = build_dataset('camvid', str(tmp_path), 'train')
+    labelled = sum(int((label < 11).sum()) for label in labels)
+    for c, weight in enumerate(log_weights(data)):
+        pixels = sum(int((label == c).sum()) for label in labels)
+        expected = 1 / math.log(1.02 + pixels / labelled) if pixels else 0.0
+        assert weight == pytest.approx(expected)
+    assert parse_class_weights('log', data) == log_weights(data)
+    with pytest.raises(TrainingError, match='none, median-frequency, log or 11'):
+        parse_class_weights('logarithmic', data)
 
 
 def test_ddp_backend_follows_the_device(monkeypatch):

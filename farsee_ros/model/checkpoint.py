@@ -60,6 +60,7 @@ def make_metadata(model: FarSeeNet, classes: ClassSet, *, input_size: Sequence[i
     norm = normalization or IMAGENET_NORMALIZATION
     metadata = {
         'variant': model.variant,
+        'subpixel_kernel': model.subpixel_kernel,
         'class_names': list(classes.class_names),
         'palette': [list(c) for c in classes.palette],
         'ignore_index': classes.ignore_index,
@@ -136,7 +137,8 @@ def load_checkpoint(path: str, map_location: Any = 'cpu') -> Tuple[FarSeeNet, Di
     """Build the network a checkpoint describes and load its weights (float32, eval mode)."""
     state, metadata = read_checkpoint(path)
     num_classes = len(metadata['class_names'])
-    model = build_model(metadata['variant'], num_classes=num_classes)
+    model = build_model(metadata['variant'], num_classes=num_classes,
+                        subpixel_kernel=metadata.get('subpixel_kernel', 1))
     model.backbone_init = metadata['backbone_init']
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
@@ -181,6 +183,9 @@ def validate_metadata(metadata: Mapping[str, Any], path: str) -> None:
         raise CheckpointError(f'{path}: metadata is missing {", ".join(missing)}')
     if metadata['variant'] not in VARIANTS:
         raise bad('variant', f'one of {", ".join(VARIANTS)}')
+    if metadata.get('subpixel_kernel', 1) not in (1, 3) or (
+            metadata['variant'] != 'farseenet' and metadata.get('subpixel_kernel', 1) != 1):
+        raise bad('subpixel_kernel', '1 or 3 (3 for farseenet only); absent means 1')
     names = metadata['class_names']
     if (not isinstance(names, (list, tuple)) or not names
             or not all(isinstance(n, str) and n for n in names) or len(set(names)) != len(names)):

@@ -14,6 +14,7 @@
 
 """Back-end building blocks of FarSee-Net and of the paper's ablation baselines (pure PyTorch)."""
 
+from functools import partial
 from typing import Sequence
 
 import torch
@@ -85,19 +86,49 @@ class FactorizedASPP(ASPP):
 
 
 class SubPixelUpsample(nn.Module):
-    """Sub-pixel convolution [30] (III-C): 1x1 conv to C*t^2 channels, periodic shuffle by t."""
+    """
+    Sub-pixel convolution [30] (III-C): conv to C*t^2 channels, periodic shuffle by t.
 
-    def __init__(self, in_channels: int, out_channels: int, factor: int, logits: bool = False):
+    `kernel_size` 1 is the paper's "pixel-wise convolution" (each t x t output cell from one
+    input vector); 3 lets every cell see its neighbours. `icnr`: ICNR initialisation (Aitken
+    et al. 2017), the t^2 sub-pixel kernels of each output channel start equal, so the layer
+    starts as a conv followed by nearest-neighbour upsampling (no checkerboard at init).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, factor: int, logits: bool = False,
+                 kernel_size: int = 1, icnr: bool = False):
         super().__init__()
+        if kernel_size not in (1, 3):
+            raise ValueError(f'sub-pixel kernel size must be 1 or 3, not {kernel_size!r}')
         channels = out_channels * factor * factor
         # The class-logit layer is the one conv not followed by BN + ReLU.
-        self.conv = (nn.Conv2d(in_channels, channels, 1) if logits
-                     else ConvBNReLU(in_channels, channels, 1))
+        self.conv = (nn.Conv2d(in_channels, channels, kernel_size, padding=kernel_size // 2)
+                     if logits else ConvBNReLU(in_channels, channels, kernel_size))
         self.shuffle = nn.PixelShuffle(factor)
         self.factor = factor
+        if icnr:
+            icnr_(self.conv if logits else self.conv[0], factor)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.shuffle(self.conv(x))
+
+
+@torch.no_grad()
+def icnr_(conv: nn.Conv2d, factor: int) -> None:
+    """
+    Initialise a sub-pixel conv by ICNR (Aitken et al. 2017), in place.
+
+    C/t^2 kernels are drawn as PyTorch draws them and each is repeated t^2 times in
+    PixelShuffle's channel order (output channel c <- conv channels c*t^2 ... c*t^2 + t^2 - 1),
+    so every sub-pixel of a cell starts with the same kernel and bias.
+    """
+    sub = factor * factor
+    out_channels = conv.out_channels // sub
+    seed = nn.Conv2d(conv.in_channels, out_channels, conv.kernel_size,
+                     bias=conv.bias is not None)
+    conv.weight.copy_(seed.weight.repeat_interleave(sub, dim=0))
+    if conv.bias is not None:
+        conv.bias.copy_(seed.bias.repeat_interleave(sub))
 
 
 class BilinearUpsample(nn.Module):
@@ -135,11 +166,15 @@ class CascadedFactorizedASPP(nn.Module):
 
     def __init__(self, high_channels: int, low_channels: int, num_classes: int,
                  channels: Sequence[int] = (256, 128), rates: Sequence[int] = (6, 12, 18),
-                 factor: int = 4, upsample: str = 'subpixel'):
+                 factor: int = 4, upsample: str = 'subpixel', subpixel_kernel: int = 1,
+                 icnr: bool = False):
         super().__init__()
         if upsample not in ('subpixel', 'bilinear'):
             raise ValueError(f"upsample must be 'subpixel' or 'bilinear', not {upsample!r}")
-        up = SubPixelUpsample if upsample == 'subpixel' else BilinearUpsample
+        if upsample == 'subpixel':
+            up = partial(SubPixelUpsample, kernel_size=subpixel_kernel, icnr=icnr)
+        else:
+            up = BilinearUpsample
         first, second = channels
         self.faspp1 = FactorizedASPP(high_channels, first, rates)
         self.up1 = up(first, second, factor)

@@ -46,13 +46,19 @@ class FarSeeNet(nn.Module):
     """Semantic segmentation network: image in, class logits out at any requested size."""
 
     def __init__(self, num_classes: int, variant: str = 'farseenet',
-                 backbone_weights: BackboneWeights = None):
+                 backbone_weights: BackboneWeights = None, subpixel_kernel: int = 1,
+                 icnr: bool = False):
         super().__init__()
         if variant not in VARIANTS:
             raise ValueError(
                 f'unknown variant {variant!r}; accepted: {", ".join(VARIANTS)}')
         if not isinstance(num_classes, int) or num_classes < 1:
             raise ValueError(f'num_classes must be a positive integer, not {num_classes!r}')
+        if subpixel_kernel not in (1, 3):
+            raise ValueError(f'sub-pixel kernel size must be 1 or 3, not {subpixel_kernel!r}')
+        if variant != 'farseenet' and (subpixel_kernel != 1 or icnr):
+            raise ValueError(f'variant {variant!r} has no sub-pixel convolution: the sub-pixel '
+                             'kernel size and ICNR apply to farseenet only')
         resnet = resnet18(weights=None)
         self.backbone_init = init_frontend(resnet, backbone_weights)
         self.frontend = IntermediateLayerGetter(resnet, FRONTEND_LAYERS)
@@ -62,8 +68,10 @@ class FarSeeNet(nn.Module):
         else:
             self.backend = CascadedFactorizedASPP(
                 HIGH_CHANNELS, LOW_CHANNELS, num_classes,
-                upsample='subpixel' if variant == 'farseenet' else 'bilinear')
+                upsample='subpixel' if variant == 'farseenet' else 'bilinear',
+                subpixel_kernel=subpixel_kernel, icnr=icnr)
         self.variant = variant
+        self.subpixel_kernel = subpixel_kernel
         self.num_classes = num_classes
 
     def forward(self, x: torch.Tensor, output_size: Optional[List[int]] = None) -> torch.Tensor:
@@ -114,9 +122,10 @@ class FarSeeNet(nn.Module):
 
 
 def build_model(variant: str = 'farseenet', *, num_classes: int,
-                backbone_weights: BackboneWeights = None) -> FarSeeNet:
+                backbone_weights: BackboneWeights = None, subpixel_kernel: int = 1,
+                icnr: bool = False) -> FarSeeNet:
     """Build a network by variant name ('aspp', 'faspp', 'cfaspp', 'farseenet')."""
-    return FarSeeNet(num_classes, variant, backbone_weights)
+    return FarSeeNet(num_classes, variant, backbone_weights, subpixel_kernel, icnr)
 
 
 def init_frontend(resnet: nn.Module, weights: BackboneWeights) -> str:

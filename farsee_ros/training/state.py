@@ -38,7 +38,9 @@ STATE_FORMAT = 'farsee_ros.training_state'
 RECIPE_KEYS = ('dataset', 'train_split', 'variant', 'input_size', 'crop', 'epochs',
                'batch_size', 'lr', 'momentum', 'weight_decay', 'schedule', 'step_size', 'gamma',
                'poly_power', 'warmup_epochs', 'class_weights', 'backbone_weights', 'seed',
-               'scale', 'degrees', 'colour_noise', 'amp', 'classes')
+               'scale', 'degrees', 'colour_noise', 'amp', 'classes', 'subpixel_kernel', 'icnr')
+# Recipe keys added later: what a run started before them had.
+RECIPE_DEFAULTS = {'subpixel_kernel': 1, 'icnr': False}
 
 
 class TrainingError(ValueError):
@@ -80,8 +82,9 @@ def resume_state(out: str, config: Mapping[str, Any], resume: bool) -> Optional[
     state = torch.load(path, map_location='cpu', weights_only=True)
     if state.get('format') != STATE_FORMAT:
         raise TrainingError(f'{path} is not a farsee_ros training state')
-    changed = [f'{k}: {state["config"].get(k)!r} -> {config.get(k)!r}'
-               for k in RECIPE_KEYS if state['config'].get(k) != config.get(k)]
+    before = {k: state['config'].get(k, RECIPE_DEFAULTS.get(k)) for k in RECIPE_KEYS}
+    changed = [f'{k}: {before[k]!r} -> {config.get(k)!r}'
+               for k in RECIPE_KEYS if before[k] != config.get(k)]
     if changed:
         raise TrainingError('--resume with a different recipe would not continue the run '
                             'exactly: ' + '; '.join(changed))

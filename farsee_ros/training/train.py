@@ -67,6 +67,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--out', required=True, help='run directory (checkpoints, log, plot)')
     parser.add_argument('--resume', action='store_true', help='continue the run in --out')
     parser.add_argument('--variant', default='farseenet', choices=list(VARIANTS))
+    parser.add_argument('--subpixel-kernel', type=int, default=1, choices=[1, 3],
+                        help="kernel of farseenet's sub-pixel convolutions: 1, the paper's "
+                        'pixel-wise convolution, or 3 (docs/architecture.md)')
+    parser.add_argument('--icnr', action='store_true',
+                        help='ICNR initialisation of the sub-pixel convolutions (starts as '
+                        'nearest-neighbour upsampling; Aitken et al. 2017)')
     parser.add_argument('--input-size', type=int, nargs=2, metavar=('H', 'W'),
                         help="the network's input size (default: half the crop, rounded to 32)")
     parser.add_argument('--crop', type=int, nargs=2, metavar=('H', 'W'),
@@ -86,8 +92,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--warmup-epochs', type=float, default=0.0,
                         help='linear learning-rate warm-up (epochs)')
     parser.add_argument('--class-weights', default='none',
-                        help="none, median-frequency (computed on the training labels) or N "
-                        'comma-separated numbers')
+                        help="none, median-frequency or log (both computed on the training "
+                        "labels; log: ENet's 1/ln(1.02 + class share)) or N comma-separated "
+                        'numbers')
     parser.add_argument('--backbone-weights', default='none',
                         help="none (from scratch), imagenet (torchvision download) or a "
                         'ResNet-18 state-dict file')
@@ -130,20 +137,48 @@ def lr_at(config: Dict[str, Any], epoch: int, step: int, steps_per_epoch: int) -
 
 
 def parse_class_weights(spec: str, dataset: SegmentationDataset) -> Optional[List[float]]:
-    """'none' -> None; 'median-frequency' -> computed; 'a,b,...' -> those N numbers."""
+    """'none' -> None; 'median-frequency', 'log' -> computed; 'a,b,...' -> those N numbers."""
     n = dataset.classes.num_classes
     if spec == 'none':
         return None
     if spec == 'median-frequency':
         return median_frequency_weights(dataset)
+    if spec == 'log':
+        return log_weights(dataset)
     try:
         weights = [float(v) for v in spec.split(',')]
     except ValueError:
         weights = []
     if len(weights) != n or not all(w >= 0 and math.isfinite(w) for w in weights):
-        raise TrainingError(f"--class-weights {spec!r}: expected none, median-frequency or {n} "
-                            'comma-separated non-negative numbers')
+        raise TrainingError(f"--class-weights {spec!r}: expected none, median-frequency, log or "
+                            f'{n} comma-separated non-negative numbers')
     return weights
+
+
+def class_pixels(dataset: SegmentationDataset) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Return (each class's pixel count, pixels of the images containing it), float64."""
+    n = dataset.classes.num_classes
+    pixels = torch.zeros(n, dtype=torch.float64)
+    image_pixels = torch.zeros(n, dtype=torch.float64)
+    for index in range(len(dataset)):
+        _, label = dataset.load(index)
+        counts = torch.bincount(label.reshape(-1).long(), minlength=256)[:n].double()
+        pixels += counts
+        image_pixels += (counts > 0).double() * label.numel()
+    return pixels, image_pixels
+
+
+def log_weights(dataset: SegmentationDataset, c: float = 1.02) -> List[float]:
+    """
+    Return ENet's class weights (Paszke et al. 2016): w_c = 1 / ln(c + p_c).
+
+    p_c is class c's share of the labelled pixels; bounded (at most 1/ln(1.02) = 50.5) and far
+    milder than median frequency for the common classes; 0 for a class that never occurs.
+    """
+    pixels, _ = class_pixels(dataset)
+    share = pixels / pixels.sum().clamp(min=1)
+    return [float(1.0 / math.log(c + p)) if n > 0 else 0.0
+            for p, n in zip(share.tolist(), pixels.tolist())]
 
 
 def median_frequency_weights(dataset: SegmentationDataset) -> List[float]:
@@ -153,14 +188,7 @@ def median_frequency_weights(dataset: SegmentationDataset) -> List[float]:
     w_c = median(f) / f_c, where f_c is class c's pixel count over the pixels of the images
     that contain c; 0 for a class that never occurs.
     """
-    n = dataset.classes.num_classes
-    pixels = torch.zeros(n, dtype=torch.float64)
-    image_pixels = torch.zeros(n, dtype=torch.float64)
-    for index in range(len(dataset)):
-        _, label = dataset.load(index)
-        counts = torch.bincount(label.reshape(-1).long(), minlength=256)[:n].double()
-        pixels += counts
-        image_pixels += (counts > 0).double() * label.numel()
+    pixels, image_pixels = class_pixels(dataset)
     freq = torch.where(image_pixels > 0, pixels / image_pixels.clamp(min=1), torch.nan)
     median = freq.nanmedian()
     return [float(median / f) if f > 0 else 0.0 for f in freq.tolist()]
@@ -330,8 +358,12 @@ def build(args: argparse.Namespace, setup: Setup) -> Learner:
     """
     device, world = setup.place.device, setup.place.world
     torch.manual_seed(args.seed)
+    if args.variant != 'farseenet' and (args.subpixel_kernel != 1 or args.icnr):
+        raise TrainingError(f'--subpixel-kernel and --icnr apply to --variant farseenet, not '
+                            f'{args.variant}')
     model = build_model(args.variant, num_classes=setup.classes.num_classes,
-                        backbone_weights=args.backbone_weights)
+                        backbone_weights=args.backbone_weights,
+                        subpixel_kernel=args.subpixel_kernel, icnr=args.icnr)
     backbone_init = model.backbone_init
     model = model.to(device, memory_format=torch.channels_last)
     if world > 1:
