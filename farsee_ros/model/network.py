@@ -54,8 +54,6 @@ class FarSeeNet(nn.Module):
                 f'unknown variant {variant!r}; accepted: {", ".join(VARIANTS)}')
         if not isinstance(num_classes, int) or num_classes < 1:
             raise ValueError(f'num_classes must be a positive integer, not {num_classes!r}')
-        if subpixel_kernel not in (1, 3):
-            raise ValueError(f'sub-pixel kernel size must be 1 or 3, not {subpixel_kernel!r}')
         if variant != 'farseenet' and (subpixel_kernel != 1 or icnr):
             raise ValueError(f'variant {variant!r} has no sub-pixel convolution: the sub-pixel '
                              'kernel size and ICNR apply to farseenet only')

@@ -23,7 +23,7 @@ confusion-matrix image beside it.
 import argparse
 import json
 import os
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -54,12 +54,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def evaluate(segmenter: Segmenter, dataset: SegmentationDataset, *, limit: int = 0,
-             progress: bool = True, grid: Optional[Sequence[GridAlignment]] = None
-             ) -> ConfusionMatrix:
+             progress: bool = True,
+             grid: Optional[Tuple[GridAlignment, GridAlignment]] = None) -> ConfusionMatrix:
     """
     Segment every image of `dataset` through the engine; return the confusion matrix.
 
-    `grid`: two GridAlignment counters to update with the predicted and the true labels.
+    `grid`: (predicted, truth) GridAlignment counters to update with the labels.
     """
     from tqdm import tqdm
 
@@ -78,8 +78,9 @@ def evaluate(segmenter: Segmenter, dataset: SegmentationDataset, *, limit: int =
         result = segmenter.segment(frame, 'rgb', overlay=False)
         confusion.update(torch.from_numpy(result.labels), label)
         if grid:
-            grid[0].update(result.labels)
-            grid[1].update(label.numpy())
+            predicted, truth = grid
+            predicted.update(result.labels)
+            truth.update(label.numpy())
     return confusion
 
 
@@ -176,16 +177,16 @@ def run(args: argparse.Namespace) -> int:
         classes = class_set_of(segmenter.metadata).name
         classes = classes if classes in CLASS_SETS else 'camvid'
     dataset = build_dataset(args.dataset, args.root, args.split, classes=classes)
-    grid = [GridAlignment(segmenter.input_size) for _ in range(2)]
-    confusion = evaluate(segmenter, dataset, limit=args.limit, grid=grid)
+    predicted, truth = GridAlignment(segmenter.input_size), GridAlignment(segmenter.input_size)
+    confusion = evaluate(segmenter, dataset, limit=args.limit, grid=(predicted, truth))
     images = min(len(dataset), args.limit) if args.limit else len(dataset)
     report = report_dict(confusion, segmenter.class_names, model_path=args.model,
                          metadata=segmenter.metadata, input_size=segmenter.input_size,
                          dataset=args.dataset, split=args.split, images=images)
     report['model']['backend'] = segmenter.description
-    report['grid_boundary_share'] = grid[0].share()
-    report['grid_boundary_share_ground_truth'] = grid[1].share()
-    report['grid_boundary_share_chance'] = grid[0].chance()
+    report['grid_boundary_share'] = predicted.share()
+    report['grid_boundary_share_ground_truth'] = truth.share()
+    report['grid_boundary_share_chance'] = predicted.chance()
     width = max(len(n) for n in segmenter.class_names)
     print(f'{args.dataset}/{args.split}: {images} images, input '
           f'{segmenter.input_size[0]}x{segmenter.input_size[1]}, {segmenter.description}, '
@@ -193,10 +194,10 @@ def run(args: argparse.Namespace) -> int:
     for name, value in report['per_class_iou'].items():
         print(f'  {name:<{width}}  {"n/a" if value is None else f"{value:.4f}"}')
     print(f'pixel accuracy: {report["pixel_accuracy"]:.4f}')
-    if grid[0].share() is not None and grid[1].share() is not None:
-        print(f'blockiness: {grid[0].share():.3f} of label boundaries on the 8-pixel cell grid '
-              f'of the network input (ground truth {grid[1].share():.3f}, grid-blind '
-              f'{grid[0].chance():.3f})')
+    if predicted.share() is not None and truth.share() is not None:
+        print(f'blockiness: {predicted.share():.3f} of label boundaries on the 8-pixel cell '
+              f'grid of the network input (ground truth {truth.share():.3f}, grid-blind '
+              f'{predicted.chance():.3f})')
     print(f'mIoU: {report["miou"]:.4f}')
     if args.report:
         os.makedirs(os.path.dirname(os.path.abspath(args.report)), exist_ok=True)

@@ -358,9 +358,6 @@ def build(args: argparse.Namespace, setup: Setup) -> Learner:
     """
     device, world = setup.place.device, setup.place.world
     torch.manual_seed(args.seed)
-    if args.variant != 'farseenet' and (args.subpixel_kernel != 1 or args.icnr):
-        raise TrainingError(f'--subpixel-kernel and --icnr apply to --variant farseenet, not '
-                            f'{args.variant}')
     model = build_model(args.variant, num_classes=setup.classes.num_classes,
                         backbone_weights=args.backbone_weights,
                         subpixel_kernel=args.subpixel_kernel, icnr=args.icnr)
