@@ -74,7 +74,9 @@ def test_bench_node_soak_accounts_for_frames_memory_and_exit(tmp_path, small_che
     assert frames['lost_before_node'] == frames['sent'] - frames['node_received']
     assert frames['unaccounted_in_node'] == frames['node_received'] - handled
     assert frames['invalid'] == frames['errors'] == 0 and frames['counters_settled']
-    assert frames['every_frame_accounted'] == (handled == frames['sent'])
+    # Every frame sent reached the node or left a gap in the sequence numbers it counted.
+    assert frames['node_counted_lost'] == frames['lost_before_node'], frames
+    assert frames['every_frame_accounted'], frames
     assert 0 < frames['labels_returned'] <= frames['processed']
     for key in ('latency_ms', 'node_processing_ms', 'publish_call_ms'):
         assert set(data[key]) == {'p50', 'p99', 'max'}
@@ -117,6 +119,13 @@ def test_soak_accounting_flags_each_gap():
     assert account(sent=11, before=before, after=after, settled=True,
                    returned=3)['every_frame_accounted']
     assert not account(sent=11, before=before, after=after, settled=False,
+                       returned=3)['every_frame_accounted']
+    # Frames that never reached the node are accounted when the node counted them lost.
+    after.update(lost=2)
+    frames = account(sent=13, before=before, after=after, settled=True, returned=3)
+    assert frames['lost_before_node'] == frames['node_counted_lost'] == 2
+    assert frames['every_frame_accounted']
+    assert not account(sent=14, before=before, after=after, settled=True,
                        returned=3)['every_frame_accounted']
 
 

@@ -21,7 +21,7 @@ import time
 import pytest
 
 from farsee_ros.ros import mailbox as mailbox_module
-from farsee_ros.ros.mailbox import COUNTERS, Mailbox
+from farsee_ros.ros.mailbox import COUNTERS, Mailbox, MAX_PUBLISHERS
 
 
 def test_the_mailbox_imports_nothing_from_ros():
@@ -103,7 +103,7 @@ def test_a_period_reports_totals_deltas_and_its_own_latencies():
         box.count_processed('cam', latency)
     box.count_error('cam', 'RuntimeError: out of memory')
     box.count_error('cam', 'NaN logits', non_finite=True)
-    box.count_lost('cam', 3)
+    box.count_reported_lost('cam', 3)   # no sequence numbers seen: the report counts
     first = box.period()['cam']
     assert list(first.counts) == list(COUNTERS)
     assert first.counts == first.delta == {'received': 2, 'processed': 2, 'dropped': 0,
@@ -119,6 +119,27 @@ def test_a_period_reports_totals_deltas_and_its_own_latencies():
     assert second.delta == {'received': 1, 'processed': 0, 'dropped': 0, 'invalid': 1,
                             'errors': 0, 'lost': 0, 'non_finite': 0}
     assert second.latencies_ms == [] and second.last_invalid == 'corrupt jpeg'
+
+
+def test_sequence_gaps_count_the_frames_that_never_arrived():
+    box = Mailbox(['cam', 'other'])
+    for number in (5, 6, 9, 10, 10, 8, 14):   # 7, 8 and 11-13 missing; 10 repeated, 8 late
+        box.arrived('cam', b'driver', number)
+    assert box.period()['cam'].counts['lost'] == 5
+    box.arrived('cam', b'restarted', 1)       # another publisher starts its own count
+    box.arrived('cam', b'restarted', 3)
+    box.arrived('cam', b'driver', 15)
+    box.arrived('cam', None, None)            # no numbers from the middleware: nothing
+    box.count_reported_lost('cam', 4)         # numbers seen: the report is already in the gaps
+    box.count_reported_lost('other', 2)       # none seen there: the report counts
+    period = box.period()
+    assert period['cam'].delta['lost'] == 1 and period['cam'].counts['lost'] == 6
+    assert period['other'].counts['lost'] == 2
+    for publisher in range(MAX_PUBLISHERS + 1):   # memory stays bounded: the oldest goes
+        box.arrived('other', publisher, 1)
+    box.arrived('other', 0, 5)                # forgotten: counting starts again
+    box.arrived('other', MAX_PUBLISHERS, 4)   # remembered: 2 and 3 missing
+    assert box.period()['other'].delta['lost'] == 2
 
 
 def test_unknown_cameras_are_refused_by_name():

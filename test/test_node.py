@@ -180,9 +180,17 @@ def test_malformed_messages_are_counted_and_the_next_frame_is_processed(node, cl
     assert 'invalid frame' in node.log()
 
 
+def _counts(client):
+    values = _status(client, '/cam/image_raw')[1]
+    return {k: int(values.get(f'frames_{k}', 0)) for k in ('received', 'dropped', 'lost')}
+
+
 def test_stale_frames_are_dropped_and_latency_stays_bounded(node, client):
-    _, before = _status(client, '/cam/image_raw')
-    dropped_before = int(before.get('frames_dropped', 0))
+    # One frame through first: the node has then seen this publisher's sequence numbers.
+    _send_and_wait(client, client.cam, image_message(
+        np.zeros((48, 64, 3), np.uint8), 'bgr8', client.now_ns()))
+    time.sleep(1.0)   # a diagnostics period with that frame in it
+    before = _counts(client)
     latency_count = len(client.messages('/farsee/latency'))
     pixels = np.random.default_rng(5).integers(0, 256, (480, 640, 3), dtype=np.uint8)
     start = time.monotonic()
@@ -199,8 +207,11 @@ def test_stale_frames_are_dropped_and_latency_stays_bounded(node, client):
     # A backlog would make latency grow through the burst; latest-frame-only keeps it flat.
     assert max(latencies) < 2000.0, latencies
     assert np.median(latencies[-5:]) < 3 * np.median(latencies[:5]) + 500.0, latencies
-    assert client.wait_for(lambda: int(_status(client, '/cam/image_raw')[1].get(
-        'frames_dropped', 0)) - dropped_before > 0, 5)
+    assert client.wait_for(lambda: _counts(client)['dropped'] - before['dropped'] > 0, 5)
+    # Every frame sent is accounted for: it reached the node (then processed or dropped), or
+    # the gap it left in the publisher's sequence numbers counted it as lost.
+    assert client.wait_for(lambda: sum(_counts(client)[k] - before[k] for k in (
+        'received', 'lost')) == sent, 10), (sent, before, _counts(client))
 
 
 def _call(client, kind, service_name, request):

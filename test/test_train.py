@@ -34,7 +34,7 @@ from farsee_ros.tools.cli import build_parser
 from farsee_ros.training.train import (build, ddp_backend, default_input_size, distributed,
                                        epoch_order, evaluate, log_weights, lr_at,
                                        median_frequency_weights, parse_class_weights, prepare,
-                                       train_one_epoch)
+                                       segmentation_loss, train_one_epoch)
 
 FAST = ['--dataset', 'camvid', '--input-size', '64', '64', '--crop', '48', '64',
         '--batch-size', '4', '--workers', '0', '--lr', '0.05']
@@ -142,6 +142,59 @@ def test_log_weights_by_hand(tmp_path):
     assert parse_class_weights('log', data) == log_weights(data)
     with pytest.raises(TrainingError, match='none, median-frequency, log or 11'):
         parse_class_weights('logarithmic', data)
+
+
+def test_ohem_loss_by_hand():
+    """OHEM: the weighted mean of -log p(true) over hard pixels, at least the min-kept share."""
+    torch.manual_seed(3)
+    logits = torch.randn(2, 4, 5, 6, requires_grad=True)
+    labels = torch.randint(0, 4, (2, 5, 6))
+    labels[0, 0] = 255   # ignored pixels
+    weight = torch.tensor([1.0, 2.0, 0.5, 3.0])
+    kw = dict(weight=weight, ignore_index=255)
+    assert torch.equal(segmentation_loss(logits, labels, **kw),
+                       torch.nn.functional.cross_entropy(logits, labels, **kw))
+    logp = torch.log_softmax(logits.detach(), 1)
+    pixels = [(-logp[n, labels[n, y, x], y, x].item(), weight[labels[n, y, x]].item())
+              for n in range(2) for y in range(5) for x in range(6) if labels[n, y, x] != 255]
+    for threshold, min_kept in ((0.7, 1 / 16), (0.2, 0.5), (1.0, 1.0)):
+        hard = [(v, w) for v, w in pixels if v > -math.log(threshold)]
+        keep = math.ceil(min_kept * len(pixels))
+        if len(hard) < keep:
+            hard = sorted(pixels, reverse=True)[:keep]
+        expected = sum(v * w for v, w in hard) / sum(w for _, w in hard)
+        got = segmentation_loss(logits, labels, loss='ohem', ohem_threshold=threshold,
+                                ohem_min_kept=min_kept, **kw)
+        assert got.item() == pytest.approx(expected, rel=1e-5), (threshold, min_kept)
+    got.backward()   # the gradient flows to the kept pixels only
+    assert logits.grad.abs().sum() > 0 and not logits.grad[0, :, 0].any()
+    nothing = torch.full_like(labels, 255)
+    zero = segmentation_loss(logits, nothing, loss='ohem', **kw)
+    assert zero.item() == 0.0 and zero.requires_grad
+
+
+def test_ohem_options_are_checked_and_resume_older_runs(camvid_root, tmp_path, capsys):
+    out = str(tmp_path / 'run')
+    for flag, value, said in (('--ohem-threshold', '0', '--ohem-threshold must be within (0, 1]'),
+                              ('--ohem-min-kept', '1.5', '--ohem-min-kept must be within (0, 1]')):
+        assert main(['train', '--root', camvid_root, '--out', out, '--loss', 'ohem', flag,
+                     value, *FAST]) == 2
+        assert said in capsys.readouterr().err
+    common = ['--root', camvid_root, '--out', out, '--epochs', '2', '--loss', 'ohem',
+              '--ohem-threshold', '0.9', *FAST]
+    assert main(['train', *common, '--stop-after', '1']) == 0
+    assert json.load(open(os.path.join(out, 'config.json')))['loss'] == 'ohem'
+    assert main(['train', *common, '--resume']) == 0
+    assert all(math.isfinite(float(r['train_loss'])) for r in _rows(out))
+    # A state written before the loss options existed resumes as cross-entropy.
+    state_path = os.path.join(out, 'last.pt')
+    state = torch.load(state_path, weights_only=True)
+    for key in ('loss', 'ohem_threshold', 'ohem_min_kept'):
+        del state['config'][key]
+    torch.save(state, state_path)
+    assert main(['train', *common[:6], '--epochs', '2', *FAST, '--resume']) == 0
+    assert main(['train', *common, '--resume']) == 2
+    assert "loss: 'ce' -> 'ohem'" in capsys.readouterr().err
 
 
 def test_ddp_backend_follows_the_device(monkeypatch):

@@ -26,9 +26,11 @@ import threading
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 # Per camera, since start: frames that arrived, were published, were replaced while pending,
-# were rejected as malformed, failed inference, or that the middleware reported lost; and of
+# were rejected as malformed, failed inference, or were sent but never arrived (lost); and of
 # the errors, those whose logits held NaN or inf (nothing published for them).
 COUNTERS = ('received', 'processed', 'dropped', 'invalid', 'errors', 'lost', 'non_finite')
+# Publishers whose last sequence number a camera remembers (a restarted driver is a new one).
+MAX_PUBLISHERS = 64
 
 
 @dataclass
@@ -53,6 +55,7 @@ class _Slot:
     latencies_ms: List[float] = field(default_factory=list)
     last_invalid: str = ''
     last_error: str = ''
+    sequences: Dict[Any, int] = field(default_factory=dict)   # publisher -> last number seen
 
 
 class Mailbox:
@@ -87,10 +90,38 @@ class Mailbox:
             slot.counts['invalid'] += 1
             slot.last_invalid = reason
 
-    def count_lost(self, camera: str, count: int) -> None:
-        """Count frames the middleware reports lost before they reached the node."""
+    def arrived(self, camera: str, publisher: Any, sequence: Optional[int]) -> None:
+        """
+        Note a frame's publisher and its publication sequence number; count the gap as lost.
+
+        Every frame the publisher wrote that never reached the node (lost on the wire, discarded
+        by the writer, or overwritten in the node's reader queue) leaves a gap in the numbers
+        of the frames that did. The first frame of a publisher sets where counting starts; an
+        older or repeated number counts nothing. `sequence` None (a middleware without
+        publication sequence numbers) counts nothing: count_reported_lost counts instead.
+        """
+        if sequence is None:
+            return
         with self._condition:
-            self._slot(camera).counts['lost'] += count
+            seen = self._slot(camera).sequences
+            last = seen.pop(publisher, None)
+            if last is not None and sequence > last + 1:
+                self._slots[camera].counts['lost'] += sequence - last - 1
+            seen[publisher] = sequence if last is None else max(last, sequence)
+            while len(seen) > MAX_PUBLISHERS:   # forget the longest-silent publisher
+                del seen[next(iter(seen))]
+
+    def count_reported_lost(self, camera: str, count: int) -> None:
+        """
+        Count frames the middleware reports lost, where frames carry no sequence numbers.
+
+        Once a camera's frames carry publication sequence numbers their gaps count instead
+        (they include what the middleware reports), so the report is not counted twice.
+        """
+        with self._condition:
+            slot = self._slot(camera)
+            if not slot.sequences:
+                slot.counts['lost'] += count
 
     # ---------------------------------------------------------------- the worker
     def take(self, timeout: Optional[float] = None) -> Optional[Tuple[str, Any, float]]:

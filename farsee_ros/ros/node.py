@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import os
 import threading
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
@@ -219,10 +219,11 @@ class SegmentNode(Node):
         qos = subscription_qos(reliability, self.params['qos_depth'])
         events = SubscriptionEventCallbacks(
             incompatible_qos=lambda event, c=camera: self._on_incompatible_qos(c, event),
-            message_lost=lambda event, c=camera: self.mailbox.count_lost(
+            message_lost=lambda event, c=camera: self.mailbox.count_reported_lost(
                 c.name, event.total_count_change))
         camera.subscription = self.create_subscription(
-            self._msg_type, camera.topic, lambda msg, c=camera: self._on_image(c, msg), qos,
+            self._msg_type, camera.topic,
+            lambda msg, info, c=camera: self._on_image(c, msg, info), qos,
             event_callbacks=events)
         camera.reliability = reliability
         self.get_logger().info(f'subscribed to {camera.topic} ({self._msg_type.__name__}, '
@@ -234,13 +235,17 @@ class SegmentNode(Node):
             self.get_publishers_info_by_topic(camera.topic)), throttle_duration_sec=5.0)
 
     # ---------------------------------------------------------------- frames
-    def _on_image(self, camera: Camera, msg: Any) -> None:
+    def _on_image(self, camera: Camera, msg: Any, info: Mapping[str, Any]) -> None:
         """
         Keep only the newest valid frame per camera; a frame replaced before it ran is a drop.
 
         Malformed messages are rejected here by a metadata check (microseconds), so each one
-        is counted as invalid and none displaces a valid frame waiting for the worker.
+        is counted as invalid and none displaces a valid frame waiting for the worker. The
+        publisher's sequence numbers count the frames that never arrived (lost).
         """
+        gid = info.get('publisher_gid')
+        self.mailbox.arrived(camera.name, bytes(gid['data']) if gid else None,
+                             info.get('publication_sequence_number'))
         try:
             self._check(msg, self.params['max_pixels'])
         except InvalidImage as exc:

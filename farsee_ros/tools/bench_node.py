@@ -340,17 +340,20 @@ def account(*, sent: int, before: Dict[str, int], after: Dict[str, int], settled
     Say what became of `sent` frames: the node's counters from `before` to `after`, and gaps.
 
     lost_before_node: sent but never received by the node (DDS: see publisher_qos);
-    unaccounted_in_node: received but neither processed, dropped, invalid nor failed.
+    node_counted_lost: those the node counted itself (gaps in the publisher's sequence
+    numbers); unaccounted_in_node: received but neither processed, dropped, invalid nor
+    failed. Every frame is accounted when each one sent was handled or counted lost.
     """
     node = {key: after[key] - before.get(key, 0) for key in after}   # every frames_* counter
     handled = node['processed'] + node['dropped'] + node['invalid'] + node['errors']
     return {
         'sent': sent, 'node_received': node['received'], 'processed': node['processed'],
         'dropped': node['dropped'], 'invalid': node['invalid'], 'errors': node['errors'],
-        'node_reported_lost': node['lost'], 'lost_before_node': sent - node['received'],
+        'node_counted_lost': node['lost'], 'lost_before_node': sent - node['received'],
         'unaccounted_in_node': node['received'] - handled, 'labels_returned': returned,
         'labels_lost_on_return': node['processed'] - returned, 'counters_settled': settled,
-        'every_frame_accounted': settled and handled == sent, 'node_counters': node,
+        'every_frame_accounted': settled and handled + node['lost'] == sent,
+        'node_counters': node,
     }
 
 
@@ -519,11 +522,11 @@ def _print_soak(r: Dict[str, Any]) -> None:
           f"{q['reliability']} {q['history']} {q['depth']}, node subscription "
           f"{r['node_subscription_reliability']}; {r['device_log'][0].split(']: ')[-1]}")
     print('| publish failed | sent | node received | processed | dropped | invalid | errors '
-          '| lost before node | unaccounted | labels back |')
-    print('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |')
+          '| lost before node | counted lost by the node | unaccounted | labels back |')
+    print('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |')
     print(f"| {r['publish_failed']} | {f['sent']} | {f['node_received']} | {f['processed']} | "
           f"{f['dropped']} | {f['invalid']} | {f['errors']} | {f['lost_before_node']} | "
-          f"{f['unaccounted_in_node']} | {f['labels_returned']} |")
+          f"{f['node_counted_lost']} | {f['unaccounted_in_node']} | {f['labels_returned']} |")
     print('| ms | p50 | p99 | max |')
     print('| --- | ---: | ---: | ---: |')
     for key, label in (('latency_ms', 'end to end (labels received - stamp)'),
@@ -535,13 +538,17 @@ def _print_soak(r: Dict[str, Any]) -> None:
     print('| --- | ---: | ---: | ---: | ---: | ---: | ---: |')
     print(f"| segment_node | {_ms(m['idle'])} | {_ms(m['start'])} | {_ms(m['max'])} | "
           f"{_ms(m['end'])} | {_ms(m['growth'])} | {_ms(m['trend_mib_per_min'])} |")
-    gaps = [f"{f[k]} {k.replace('_', ' ')}" for k in ('lost_before_node', 'unaccounted_in_node')
-            if f[k]] + ([] if f['counters_settled'] else ['counters not settled'])
-    if f['lost_before_node']:
-        gaps[0] += (f" ({f['node_reported_lost']} of them reported lost to the node by the "
-                    f"middleware; publisher QoS {q['reliability']} {q['history']} {q['depth']})")
-    print('accounting: ' + ('every frame sent was processed or dropped' if
-                            f['every_frame_accounted'] else 'GAP: ' + ', '.join(gaps or ['?'])))
+    uncounted = f['lost_before_node'] - f['node_counted_lost']
+    gaps = ([f'{uncounted} lost before the node and not counted by it'] if uncounted else []) + \
+        ([f"{f['unaccounted_in_node']} unaccounted in the node"]
+         if f['unaccounted_in_node'] else []) + \
+        ([] if f['counters_settled'] else ['counters not settled'])
+    lost = (f"; {f['lost_before_node']} never reached the node (publisher QoS "
+            f"{q['reliability']} {q['history']} {q['depth']}), {f['node_counted_lost']} of them "
+            'counted lost by the node' if f['lost_before_node'] else '')
+    print('accounting: ' + ('every frame sent was processed, dropped or counted lost' if
+                            f['every_frame_accounted'] else 'GAP: ' + ', '.join(gaps or ['?']))
+          + lost)
     if r['publish_failed']:
         print(f"publisher: {r['publish_failed']} publish() calls raised, those frames were not "
               f"sent (last: {r['publish_error'][0]})")

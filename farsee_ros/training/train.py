@@ -95,6 +95,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="none, median-frequency or log (both computed on the training "
                         "labels; log: ENet's 1/ln(1.02 + class share)) or N comma-separated "
                         'numbers')
+    parser.add_argument('--loss', default='ce', choices=list(LOSSES),
+                        help='ce: cross-entropy over every labelled pixel; ohem: online hard '
+                        'example mining, the mean over the pixels whose true class has '
+                        'probability below --ohem-threshold, at least --ohem-min-kept of them')
+    parser.add_argument('--ohem-threshold', type=float, default=0.7,
+                        help='ohem: a pixel is hard while its true class has a probability '
+                        'below this (0-1)')
+    parser.add_argument('--ohem-min-kept', type=float, default=1 / 16,
+                        help='ohem: the share of labelled pixels always kept, the hardest '
+                        'first (0-1)')
     parser.add_argument('--backbone-weights', default='none',
                         help="none (from scratch), imagenet (torchvision download) or a "
                         'ResNet-18 state-dict file')
@@ -283,6 +293,7 @@ def prepare(args: argparse.Namespace, place: Placement) -> Setup:
     refuses an existing one. The training images are decoded once here when cached.
     """
     amp = _amp_dtype(args.amp, place.device)
+    check_loss(args.loss, args.ohem_threshold, args.ohem_min_kept)
     if args.batch_size % place.world:
         raise TrainingError(f'--batch-size {args.batch_size} is not divisible by the '
                             f'{place.world} processes')
@@ -311,6 +322,50 @@ def prepare(args: argparse.Namespace, place: Placement) -> Setup:
         crop, ignore if ignore >= 0 else 0, scale=tuple(args.scale), degrees=args.degrees,
         colour_noise=args.colour_noise)
     return setup
+
+
+LOSSES = ('ce', 'ohem')
+
+
+def check_loss(loss: str, threshold: float, min_kept: float) -> None:
+    """Refuse an unknown loss or an OHEM setting outside (0, 1], naming the accepted values."""
+    if loss not in LOSSES:
+        raise TrainingError(f'--loss {loss!r} is not known; accepted: {", ".join(LOSSES)}')
+    if not 0.0 < threshold <= 1.0:
+        raise TrainingError(f'--ohem-threshold must be within (0, 1], not {threshold}')
+    if not 0.0 < min_kept <= 1.0:
+        raise TrainingError(f'--ohem-min-kept must be within (0, 1], not {min_kept}')
+
+
+def segmentation_loss(logits: torch.Tensor, labels: torch.Tensor, *,
+                      weight: Optional[torch.Tensor], ignore_index: int, loss: str = 'ce',
+                      ohem_threshold: float = 0.7, ohem_min_kept: float = 1 / 16) -> torch.Tensor:
+    """
+    The training loss of NxCxHxW float logits against NxHxW labels.
+
+    'ce': cross-entropy with the class weights over every labelled pixel. 'ohem' (online hard
+    example mining, Shrivastava et al. 2016, as BiSeNet and DABNet use it for segmentation):
+    the weighted mean of -log p(true class) over the hard pixels, those whose true class has a
+    probability below `ohem_threshold`, and at least the `ohem_min_kept` share of the labelled
+    pixels, the hardest first. Easy pixels (most of the road and sky) then stop pulling the
+    gradient their way.
+    """
+    if loss == 'ce':
+        return F.cross_entropy(logits, labels, weight=weight, ignore_index=ignore_index)
+    valid = labels != ignore_index
+    target = torch.where(valid, labels, torch.zeros_like(labels))
+    nll = -F.log_softmax(logits, 1).gather(1, target.unsqueeze(1)).squeeze(1)[valid]
+    if nll.numel() == 0:   # nothing labelled: a zero that still carries the graph
+        return logits.sum() * 0.0
+    hard = nll > -math.log(ohem_threshold)
+    keep = max(int(math.ceil(ohem_min_kept * nll.numel())), 1)
+    if int(hard.sum()) < keep:   # too few hard pixels: the `keep` hardest
+        chosen = torch.zeros_like(hard)
+        chosen[torch.topk(nll.detach(), keep, sorted=False).indices] = True
+        hard = chosen
+    pixel_weight = (weight[target[valid]] if weight is not None
+                    else torch.ones_like(nll))[hard]
+    return (nll[hard] * pixel_weight).sum() / pixel_weight.sum().clamp_min(1e-12)
 
 
 def _amp_dtype(amp: str, device: torch.device) -> Optional[torch.dtype]:
@@ -443,8 +498,11 @@ def _train_step(learner: Learner, setup: Setup, images: torch.Tensor, labels: to
         memory_format=torch.channels_last)
     with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
         logits = learner.model(x, [labels.shape[1], labels.shape[2]])
-    loss = F.cross_entropy(logits.float(), labels, weight=learner.loss_weight,
-                           ignore_index=setup.ignore_index)
+    config = setup.config
+    loss = segmentation_loss(logits.float(), labels, weight=learner.loss_weight,
+                             ignore_index=setup.ignore_index, loss=config['loss'],
+                             ohem_threshold=config['ohem_threshold'],
+                             ohem_min_kept=config['ohem_min_kept'])
     if not torch.isfinite(loss):   # before the step, so the weights stay finite
         raise TrainingError(f'the loss became {loss.item()} at {where}; lower --lr or use '
                             '--warmup-epochs')
