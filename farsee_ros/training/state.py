@@ -38,8 +38,8 @@ STATE_FORMAT = 'farsee_ros.training_state'
 RECIPE_KEYS = ('dataset', 'train_split', 'variant', 'input_size', 'crop', 'epochs',
                'batch_size', 'lr', 'momentum', 'weight_decay', 'schedule', 'step_size', 'gamma',
                'poly_power', 'warmup_epochs', 'class_weights', 'backbone_weights', 'seed',
-               'scale', 'degrees', 'colour_noise', 'amp', 'classes', 'subpixel_kernel', 'icnr', 'loss', 'ohem_threshold',
-               'ohem_min_kept')
+               'scale', 'degrees', 'colour_noise', 'amp', 'classes', 'subpixel_kernel', 'icnr',
+               'loss', 'ohem_threshold', 'ohem_min_kept')
 # Recipe keys added later: what a run started before them had.
 RECIPE_DEFAULTS = {'subpixel_kernel': 1, 'icnr': False, 'loss': 'ce', 'ohem_threshold': 0.7,
                    'ohem_min_kept': 1 / 16}

@@ -341,7 +341,7 @@ def segmentation_loss(logits: torch.Tensor, labels: torch.Tensor, *,
                       weight: Optional[torch.Tensor], ignore_index: int, loss: str = 'ce',
                       ohem_threshold: float = 0.7, ohem_min_kept: float = 1 / 16) -> torch.Tensor:
     """
-    The training loss of NxCxHxW float logits against NxHxW labels.
+    Return the training loss of NxCxHxW float logits against NxHxW labels.
 
     'ce': cross-entropy with the class weights over every labelled pixel. 'ohem' (online hard
     example mining, Shrivastava et al. 2016, as BiSeNet and DABNet use it for segmentation):
