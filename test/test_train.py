@@ -53,8 +53,16 @@ def test_short_run_lowers_the_loss_and_writes_its_outputs(camvid_root, tmp_path,
     assert [int(r['epoch']) for r in rows] == list(range(1, 9))
     losses = [float(r['train_loss']) for r in rows]
     assert losses[-1] < 0.7 * losses[0], losses
-    for name in ('last.pt', 'best.pt', 'metrics.csv', 'training.png', 'config.json'):
+    for name in ('last.pt', 'best.pt', 'final.pt', 'metrics.csv', 'training.png',
+                 'config.json'):
         assert os.path.getsize(os.path.join(out, name)) > 0, name
+    final, final_metadata = load_checkpoint(os.path.join(out, 'final.pt'))
+    assert final_metadata['metrics']['epoch'] == 8
+    assert final_metadata['metrics']['selection'] == 'last epoch'
+    assert final_metadata['metrics']['train_loss'] == float(rows[-1]['train_loss'])
+    state = torch.load(os.path.join(out, 'last.pt'), weights_only=True)
+    for key, value in final.state_dict().items():   # the last epoch's weights
+        assert torch.equal(value, state['model'][key]), key
     model, metadata = load_checkpoint(os.path.join(out, 'best.pt'))
     assert metadata['input_size'] == [64, 64] and metadata['dataset'] == 'camvid/train'
     assert metadata['metrics']['val_miou'] == max(float(r['val_miou']) for r in rows)
@@ -181,10 +189,14 @@ def test_ohem_options_are_checked_and_resume_older_runs(camvid_root, tmp_path, c
                      value, *FAST]) == 2
         assert said in capsys.readouterr().err
     common = ['--root', camvid_root, '--out', out, '--epochs', '2', '--loss', 'ohem',
-              '--ohem-threshold', '0.9', *FAST]
+              '--ohem-threshold', '0.9', '--val-split', '', *FAST]
     assert main(['train', *common, '--stop-after', '1']) == 0
     assert json.load(open(os.path.join(out, 'config.json')))['loss'] == 'ohem'
     assert main(['train', *common, '--resume']) == 0
+    # No validation split: no best.pt, the last epoch is the model (final.pt).
+    assert 'no validation split; last epoch -> ' in capsys.readouterr().out
+    assert not os.path.exists(os.path.join(out, 'best.pt'))
+    assert load_checkpoint(os.path.join(out, 'final.pt'))[1]['training']['loss'] == 'ohem'
     assert all(math.isfinite(float(r['train_loss'])) for r in _rows(out))
     # A state written before the loss options existed resumes as cross-entropy.
     state_path = os.path.join(out, 'last.pt')
@@ -192,7 +204,7 @@ def test_ohem_options_are_checked_and_resume_older_runs(camvid_root, tmp_path, c
     for key in ('loss', 'ohem_threshold', 'ohem_min_kept'):
         del state['config'][key]
     torch.save(state, state_path)
-    assert main(['train', *common[:6], '--epochs', '2', *FAST, '--resume']) == 0
+    assert main(['train', *common[:6], '--val-split', '', *FAST, '--resume']) == 0
     assert main(['train', *common, '--resume']) == 2
     assert "loss: 'ce' -> 'ohem'" in capsys.readouterr().err
 

@@ -17,8 +17,8 @@ What a training run keeps in its --out directory, and reading it back for --resu
 
 <out>/last.pt: the whole training state (model, optimizer, grad scaler, progress; loadable with
 weights_only=True); <out>/best.pt: a model checkpoint, best on the validation split, with its
-metrics and the recipe; <out>/metrics.csv and <out>/training.png: one row and one point per
-epoch; <out>/config.json: the recipe as run. All but config.json are written atomically.
+metrics and the recipe; <out>/final.pt: the model checkpoint of a finished run's last epoch;
+<out>/metrics.csv and <out>/training.png: one row and one point per epoch; <out>/config.json: the recipe as run. All but config.json are written atomically.
 """
 
 import csv
@@ -127,6 +127,28 @@ def save_best(out: str, net: torch.nn.Module, classes: ClassSet, config: Mapping
                              dataset=f'{config["dataset"]}/{config["train_split"]}',
                              metrics=metrics, training=config)
     save_checkpoint(os.path.join(out, 'best.pt'), net, metadata)
+
+
+def save_final(out: str, net: torch.nn.Module, classes: ClassSet, config: Mapping[str, Any],
+               progress: Progress) -> str:
+    """
+    Write <out>/final.pt: a model checkpoint of the last epoch; return its path.
+
+    The model to export from a run without a validation split (train + val, the usual way to
+    train the final weights once the recipe was chosen on held-out data): nothing selects an
+    epoch there, so the schedule's end is the model. Its metrics say so, with the last loss.
+    """
+    last = progress.history[-1] if progress.history else {}
+    metrics = {'epoch': progress.epoch, 'selection': 'last epoch',
+               'train_loss': last.get('train_loss')}
+    if last.get('val_miou') is not None:
+        metrics['val_miou'] = last['val_miou']
+    metadata = make_metadata(net, classes, input_size=config['input_size'],
+                             dataset=f'{config["dataset"]}/{config["train_split"]}',
+                             metrics=metrics, training=config)
+    path = os.path.join(out, 'final.pt')
+    save_checkpoint(path, net, metadata)
+    return path
 
 
 def write_config(out: str, config: Mapping[str, Any], world: int, device: torch.device) -> None:

@@ -51,7 +51,7 @@ from ..model.network import build_model, VARIANTS
 from ..engine import add_device_argument, model_input, resolve_device
 from ..engine.device import bf16_supported
 from .state import (Progress, RECIPE_KEYS, restore_state, resume_state, save_best, save_epoch,
-                    TrainingError, write_config)
+                    save_final, TrainingError, write_config)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -585,8 +585,12 @@ def run(args: argparse.Namespace) -> int:
                 say(f'stopped after epoch {epoch + 1}/{args.epochs}; continue with the same '
                     f'command and --resume')
                 return 0
-        say(f'done: {args.epochs} epochs; best val mIoU {progress.best_miou:.4f} at epoch '
-            f'{progress.best_epoch} -> {os.path.join(args.out, "best.pt")}')
+        final = (save_final(args.out, learner.net, setup.classes, setup.config, progress)
+                 if place.main else os.path.join(args.out, 'final.pt'))
+        best = (f'best val mIoU {progress.best_miou:.4f} at epoch {progress.best_epoch} -> '
+                f'{os.path.join(args.out, "best.pt")}; ' if progress.best_epoch > 0 else
+                'no validation split; ')
+        say(f'done: {args.epochs} epochs; {best}last epoch -> {final}')
         return 0
 
 
