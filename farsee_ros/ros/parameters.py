@@ -197,7 +197,9 @@ def topics_markdown() -> str:
                      f'{contents} |')
     lines.append('| `/diagnostics` | `diagnostic_msgs/DiagnosticArray` | - | stamp = now | every '
                  '`diagnostics_period`: per camera latency p50/p95/max, input and output rates, '
-                 'received/processed/dropped/invalid/error counts, QoS, device, precision, '
+                 'received/processed/dropped/invalid/error counts and `frames_lost` (frames '
+                 'the camera sent that never arrived, from gaps in its publication sequence '
+                 'numbers), QoS, device, precision, '
                  'model; WARN below `expected_rate_hz`, on invalid input or before the first '
                  'frame, ERROR on inference failure |')
     return '\n'.join(lines)

@@ -18,7 +18,8 @@ What a training run keeps in its --out directory, and reading it back for --resu
 <out>/last.pt: the whole training state (model, optimizer, grad scaler, progress; loadable with
 weights_only=True); <out>/best.pt: a model checkpoint, best on the validation split, with its
 metrics and the recipe; <out>/final.pt: the model checkpoint of a finished run's last epoch;
-<out>/metrics.csv and <out>/training.png: one row and one point per epoch; <out>/config.json: the recipe as run. All but config.json are written atomically.
+<out>/metrics.csv and <out>/training.png: one row and one point per epoch; <out>/config.json:
+the recipe as run. All but config.json are written atomically.
 """
 
 import csv
