@@ -103,10 +103,11 @@ class Mailbox:
         if sequence is None:
             return
         with self._condition:
-            seen = self._slot(camera).sequences
+            slot = self._slot(camera)
+            seen = slot.sequences
             last = seen.pop(publisher, None)
             if last is not None and sequence > last + 1:
-                self._slots[camera].counts['lost'] += sequence - last - 1
+                slot.counts['lost'] += sequence - last - 1
             seen[publisher] = sequence if last is None else max(last, sequence)
             while len(seen) > MAX_PUBLISHERS:   # forget the longest-silent publisher
                 del seen[next(iter(seen))]

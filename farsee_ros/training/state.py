@@ -124,10 +124,7 @@ def save_best(out: str, net: torch.nn.Module, classes: ClassSet, config: Mapping
     metrics = {'val_split': val_split, 'val_miou': summary['miou'],
                'val_pixel_accuracy': summary['pixel_accuracy'],
                'val_per_class_iou': summary['per_class_iou'], 'epoch': epoch}
-    metadata = make_metadata(net, classes, input_size=config['input_size'],
-                             dataset=f'{config["dataset"]}/{config["train_split"]}',
-                             metrics=metrics, training=config)
-    save_checkpoint(os.path.join(out, 'best.pt'), net, metadata)
+    _save_model(os.path.join(out, 'best.pt'), net, classes, config, metrics)
 
 
 def save_final(out: str, net: torch.nn.Module, classes: ClassSet, config: Mapping[str, Any],
@@ -144,12 +141,18 @@ def save_final(out: str, net: torch.nn.Module, classes: ClassSet, config: Mappin
                'train_loss': last.get('train_loss')}
     if last.get('val_miou') is not None:
         metrics['val_miou'] = last['val_miou']
+    path = os.path.join(out, 'final.pt')
+    _save_model(path, net, classes, config, metrics)
+    return path
+
+
+def _save_model(path: str, net: torch.nn.Module, classes: ClassSet, config: Mapping[str, Any],
+                metrics: Mapping[str, Any]) -> None:
+    """Write a model checkpoint of `net` with the run's recipe and `metrics`."""
     metadata = make_metadata(net, classes, input_size=config['input_size'],
                              dataset=f'{config["dataset"]}/{config["train_split"]}',
                              metrics=metrics, training=config)
-    path = os.path.join(out, 'final.pt')
     save_checkpoint(path, net, metadata)
-    return path
 
 
 def write_config(out: str, config: Mapping[str, Any], world: int, device: torch.device) -> None:
