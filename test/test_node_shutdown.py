@@ -15,6 +15,7 @@
 """Ctrl-C ends segment_node quietly at any moment: exit code 0, no traceback."""
 
 import random
+import signal
 import threading
 import time
 
@@ -45,6 +46,20 @@ def _assert_quiet(node, code):
 @pytest.mark.parametrize('delay', START_UP_DELAYS_S)
 def test_sigint_during_start_up(tmp_path, small_checkpoint, delay):
     node = _node(tmp_path, small_checkpoint, f'startup_{delay}')
+    time.sleep(delay)
+    _assert_quiet(node, node.interrupt(timeout=20))
+
+
+@pytest.mark.parametrize('delay', (0.5, 2.0))
+def test_sigint_during_start_up_with_sigint_ignored_by_the_parent(tmp_path, small_checkpoint,
+                                                                 delay):
+    # A background job of a non-interactive shell (`make test &`, a CI script) starts with
+    # SIGINT ignored, and so does every process it starts: a CI run once timed out here.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        node = _node(tmp_path, small_checkpoint, f'ignored_{delay}')
+    finally:
+        signal.signal(signal.SIGINT, previous)
     time.sleep(delay)
     _assert_quiet(node, node.interrupt(timeout=20))
 

@@ -34,9 +34,12 @@ def main(args: Optional[List[str]] = None) -> int:
     # No KeyboardInterrupt inside the imports: one raised inside an extension's own Python
     # code (pybind11 exec) makes CPython kill the process with SIGINT at exit even after it
     # was caught (exit -2). A Ctrl-C meanwhile is noted, and honoured once they are done.
+    # A process started as a background job of a non-interactive shell (`cmd &`, CI scripts)
+    # inherits SIGINT ignored; rclpy.init installs its own handler whatever was inherited, so
+    # Ctrl-C is honoured from the start here too, not only once rclpy runs.
     interrupted = []
     previous = signal.getsignal(signal.SIGINT)
-    if previous is signal.default_int_handler:
+    if previous in (signal.default_int_handler, signal.SIG_IGN):
         signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
     try:
         import rclpy
@@ -46,7 +49,8 @@ def main(args: Optional[List[str]] = None) -> int:
         from .node import ConfigError, SegmentNode
         from .parameters import NODE_NAME
     finally:
-        signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGINT, signal.default_int_handler
+                      if previous is signal.SIG_IGN else previous)
     if interrupted:
         return 0
     profile, profile_note = node_profile(os.environ)
