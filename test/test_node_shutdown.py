@@ -51,8 +51,7 @@ def test_sigint_during_start_up(tmp_path, small_checkpoint, delay):
 
 
 @pytest.mark.parametrize('delay', (0.5, 2.0))
-def test_sigint_during_start_up_with_sigint_ignored_by_the_parent(tmp_path, small_checkpoint,
-                                                                 delay):
+def test_sigint_during_start_up_when_the_parent_ignores_it(tmp_path, small_checkpoint, delay):
     # A background job of a non-interactive shell (`make test &`, a CI script) starts with
     # SIGINT ignored, and so does every process it starts: a CI run once timed out here.
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
