@@ -38,8 +38,9 @@ def main(args: Optional[List[str]] = None) -> int:
     # inherits SIGINT ignored; rclpy.init installs its own handler whatever was inherited, so
     # Ctrl-C is honoured from the start here too, not only once rclpy runs.
     interrupted = []
-    previous = signal.getsignal(signal.SIGINT)
-    if previous in (signal.default_int_handler, signal.SIG_IGN):
+    inherited = signal.getsignal(signal.SIGINT)
+    after = signal.default_int_handler if inherited is signal.SIG_IGN else inherited
+    if after is signal.default_int_handler:
         signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
     try:
         import rclpy
@@ -49,8 +50,7 @@ def main(args: Optional[List[str]] = None) -> int:
         from .node import ConfigError, SegmentNode
         from .parameters import NODE_NAME
     finally:
-        signal.signal(signal.SIGINT, signal.default_int_handler
-                      if previous is signal.SIG_IGN else previous)
+        signal.signal(signal.SIGINT, after)
     if interrupted:
         return 0
     profile, profile_note = node_profile(os.environ)
