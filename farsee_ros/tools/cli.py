@@ -30,8 +30,11 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _complexity(args: argparse.Namespace) -> int:
-    from ..model.complexity import complexity_markdown
-    print(complexity_markdown(args.num_classes, tuple(args.input_size)))
+    from ..model.complexity import complexity_markdown, frontend_markdown
+    if args.frontends:
+        print(frontend_markdown(args.num_classes))
+    else:
+        print(complexity_markdown(args.num_classes, tuple(args.input_size)))
     return 0
 
 
@@ -69,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     cx = sub.add_parser('complexity', help='parameters and multiply-adds of every variant')
     cx.add_argument('--num-classes', type=int, default=19)
     cx.add_argument('--input-size', type=int, nargs=2, default=[512, 768], metavar=('H', 'W'))
+    cx.add_argument('--frontends', action='store_true',
+                    help='instead: farseenet (3x3 sub-pixel) on every front-end, at 192x256 '
+                    'and 288x384')
     cx.set_defaults(func=_complexity)
 
     for name, module_name, help_text in TOOLS:

