@@ -155,9 +155,19 @@ def test_checkpoint_records_the_front_end_and_its_normalization(tmp_path):
         assert torch.equal(loaded(x), model(x))
 
 
-def test_checkpoints_without_a_front_end_load_as_resnet18(repo):
-    model, metadata = load_checkpoint(f'{repo}/models/farseenet_camvid.pt')
-    assert model.frontend_name == metadata.get('frontend', 'resnet18') == 'resnet18'
+def test_checkpoints_without_a_front_end_load_as_resnet18(tmp_path):
+    """Checkpoints written before the option (no 'frontend' metadata) are ResNet-18 ones."""
+    model = build_model('farseenet', num_classes=CAMVID.num_classes).eval()
+    path = str(tmp_path / 'old.pt')
+    save_checkpoint(path, model, make_metadata(model, CAMVID, input_size=[96, 128]))
+    blob = torch.load(path, weights_only=True)
+    del blob['metadata']['frontend']
+    torch.save(blob, path)
+    loaded, metadata = load_checkpoint(path)
+    assert 'frontend' not in metadata and loaded.frontend_name == 'resnet18'
+    x = torch.randn(1, 3, 96, 128)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x))
 
 
 def test_batchnorm_folding_keeps_the_lite_network():
