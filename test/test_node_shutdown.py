@@ -95,6 +95,20 @@ def test_sigint_while_frames_flow(tmp_path, small_checkpoint, camera):
         _assert_quiet(node, node.interrupt(timeout=20))
 
 
+# Seconds between the two SIGINTs of a terminal's Ctrl-C under `ros2 launch` (the terminal's to
+# the process group, then launch's own to the node).
+DOUBLE_SIGINT_GAPS_S = (0.0, 0.002, 0.01, 0.03, 0.1, 0.3)
+
+
+def test_two_sigints_in_quick_succession_while_frames_flow(tmp_path, small_checkpoint, camera):
+    for run, gap in enumerate(DOUBLE_SIGINT_GAPS_S):
+        before = len(camera.messages('/farsee/labels'))
+        node = _node(tmp_path, small_checkpoint, f'twice_{run}')
+        assert camera.wait_for(lambda: len(camera.messages('/farsee/labels')) > before + 3,
+                               120), node.log()[-3000:]
+        _assert_quiet(node, node.interrupt(timeout=20, times=2, gap_s=gap))
+
+
 # Each start-up step after rclpy.init, patched to raise SIGINT right after it ran: rclpy's own
 # signal handler shuts the context down under the node's constructor. Python's handler is a
 # no-op here so that no KeyboardInterrupt comes too: the state a CI run once reached by chance

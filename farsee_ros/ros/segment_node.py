@@ -37,10 +37,14 @@ def main(args: Optional[List[str]] = None) -> int:
     # A process started as a background job of a non-interactive shell (`cmd &`, CI scripts)
     # inherits SIGINT ignored; rclpy.init installs its own handler whatever was inherited, so
     # Ctrl-C is honoured from the start here too, not only once rclpy runs.
+    # After the imports, only the first SIGINT raises KeyboardInterrupt: a terminal's Ctrl-C
+    # under `ros2 launch` signals the node twice (the terminal's to the process group, then
+    # launch's own), and the second must not interrupt the shutdown the first began.
     interrupted = []
     inherited = signal.getsignal(signal.SIGINT)
-    after = signal.default_int_handler if inherited is signal.SIG_IGN else inherited
-    if after is signal.default_int_handler:
+    after = _first_sigint_only if inherited in (signal.SIG_IGN, signal.default_int_handler) \
+        else inherited
+    if after is _first_sigint_only:
         signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
     try:
         import rclpy
@@ -81,6 +85,12 @@ def main(args: Optional[List[str]] = None) -> int:
         rclpy.try_shutdown()
     # The node shut itself down on an error every later frame would repeat (logged).
     return 1 if node is not None and node.fatal_error else 0
+
+
+def _first_sigint_only(signum, frame) -> None:
+    """SIGINT handler: KeyboardInterrupt the first time (rclpy chains here), then nothing."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
 
 
 if __name__ == '__main__':

@@ -115,9 +115,19 @@ class NodeProcess:
         """Return whether the process is still running."""
         return self.process.poll() is None
 
-    def interrupt(self, timeout: float = 10.0) -> Optional[int]:
-        """Send SIGINT and return the exit code (None if it did not exit in time)."""
-        self.process.send_signal(signal.SIGINT)
+    def interrupt(self, timeout: float = 10.0, times: int = 1,
+                  gap_s: float = 0.0) -> Optional[int]:
+        """
+        Send SIGINT (`times` times, `gap_s` apart); return the exit code (None: still running).
+
+        Twice in quick succession is a terminal's Ctrl-C under `ros2 launch`: the terminal
+        signals the whole foreground process group, node included, and launch then signals it.
+        """
+        for index in range(times):
+            if index:
+                time.sleep(gap_s)
+            if self.process.poll() is None:
+                self.process.send_signal(signal.SIGINT)
         try:
             return self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
