@@ -102,7 +102,8 @@ class FarSeeNet(nn.Module):
         Each conv followed directly by a BatchNorm in its parent's module order (ResNet's
         blocks and stem, EfficientNet-Lite's conv-BN(-ReLU6) units, the back-end's
         ConvBNReLU) becomes one conv with a bias, the norm an identity: fewer passes over
-        memory, and fp16 on CUDA never normalises in half precision. Eval mode only (running statistics); the model stays in eval mode.
+        memory, and fp16 on CUDA never normalises in half precision. Eval mode only (running
+        statistics); the model stays in eval mode.
         """
         from torch.nn.utils.fusion import fuse_conv_bn_eval
         self.eval()
