@@ -14,6 +14,7 @@
 
 """The ONNX Runtime backend: engine ONNX files (fp32, INT8), how auto picks, and bad files."""
 
+import glob
 import json
 import os
 import shutil
@@ -31,11 +32,11 @@ from farsee_ros.model.onnx_file import (add_metadata, export_fp32, quantize_int8
                                         quantized_path, read_onnx)
 
 
-def _train_briefly(tmp_path_factory, camvid_root, *options):
+def _train_briefly(tmp_path_factory, camvid_root, *options, epochs=10):
     from farsee_ros.tools.cli import main
     out = str(tmp_path_factory.mktemp('onnx_train'))
     assert main(['train', '--dataset', 'camvid', '--root', camvid_root, '--out', out,
-                 '--epochs', '10', '--val-every', '10', '--input-size', '64', '96',
+                 '--epochs', str(epochs), '--val-every', str(epochs), '--input-size', '64', '96',
                  '--crop', '48', '64', '--batch-size', '4', '--workers', '0', '--lr', '0.05',
                  '--scale', '1', '1', '--degrees', '0', *options]) == 0
     path = str(tmp_path_factory.mktemp('onnx_model') / 'scenes.pt')
@@ -139,27 +140,34 @@ def test_int8_keeps_a_trained_models_labels(tmp_path, trained):
     assert np.mean(agree) > 0.97, agree
 
 
-def test_int8_keeps_a_lite_front_ends_labels(tmp_path_factory, tmp_path, camvid_root):
+def test_int8_keeps_a_lite_front_ends_labels(tmp_path_factory, camvid_root):
     """
     EfficientNet-Lite0 (depthwise convs, ReLU6, its own normalisation) quantizes too.
 
-    Measured 91% equal labels on this briefly trained model, whose near-tied logits flip
-    easily (the trained default's parity on CamVid is in models/README.md); a broken graph or
-    a wrong normalisation agrees on far fewer.
+    Calibrated on the generated training scenes and compared on the validation scenes, as a
+    deployment is (training frames in, camera frames out); measured 97-98% equal labels after
+    20 epochs, with one thread or two (the trained default's parity on CamVid is in
+    docs/training.md). A broken graph or a wrong normalisation agrees on far fewer.
     """
+    import cv2
+    from farsee_ros.tools.export import calibration_inputs
+    from farsee_ros.training.datasets import build_dataset
+
     checkpoint = _train_briefly(tmp_path_factory, camvid_root, '--frontend',
-                                'efficientnet-lite0')
+                                'efficientnet-lite0', epochs=20)
     model, metadata = load_checkpoint(checkpoint)
     path = quantized_path(checkpoint)
-    quantize_int8(model, path, metadata, _inputs(checkpoint, 16),
-                  source_sha256=sha256_of(checkpoint))
+    train = build_dataset('camvid', camvid_root, 'train')
+    quantize_int8(model, path, metadata, calibration_inputs(
+        train, 8, metadata['input_size'], metadata['normalization']),
+        source_sha256=sha256_of(checkpoint))
     assert read_onnx(path)[1]['frontend'] == 'efficientnet-lite0'
     auto = Segmenter.from_checkpoint(checkpoint, device='cpu')
     fp32 = Segmenter.from_checkpoint(checkpoint, device='cpu', backend='torch')
     assert auto.precision == 'int8' and fp32.backend.name == 'torch'
-    agree = [(auto.segment(f).labels == fp32.segment(f).labels).mean()
-             for f in _frames(4, (48, 64), seed=9)]
-    assert np.mean(agree) > 0.85, agree
+    scenes = [cv2.imread(f) for f in sorted(glob.glob(os.path.join(camvid_root, 'val', '*')))]
+    agree = [(auto.segment(f).labels == fp32.segment(f).labels).mean() for f in scenes]
+    assert np.mean(agree) > 0.93, agree
 
 
 def test_a_stale_int8_file_is_one_clear_error(tmp_path, small_checkpoint):
