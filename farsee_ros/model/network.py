@@ -14,17 +14,13 @@
 
 """FarSee-Net: a front-end (ResNet-18 or EfficientNet-Lite) and a back-end by ablation variant."""
 
-import os
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Dict, List, Optional
 
 import torch
 from torch import nn
 import torch.nn.functional as F
-from torchvision.models import resnet18, ResNet18_Weights
-from torchvision.models._utils import IntermediateLayerGetter
 
-from ..common import sha256_of
-from .frontends import build_frontend, FRONTENDS
+from .frontends import BackboneWeights, build_frontend, FRONTENDS
 from .layers import CascadedFactorizedASPP, DeepLabV3PlusHead
 
 # Paper Table I, methods 1-4, by name (each on any front-end).
@@ -34,12 +30,6 @@ VARIANTS: Dict[str, str] = {
     'cfaspp': 'CF-ASPP, bilinear instead of sub-pixel, no decoder (method 3)',
     'farseenet': 'CF-ASPP + feature-space super-resolution (method 4, FarSee-Net)',
 }
-
-# ResNet-18's features (IV-B): high = last conv stage (conv5_x, 512 ch, stride 32),
-# low = conv3_x (128 ch, stride 8).
-FRONTEND_LAYERS = {'layer2': 'low', 'layer4': 'high'}
-
-BackboneWeights = Union[None, str, os.PathLike, ResNet18_Weights]
 
 
 class FarSeeNet(nn.Module):
@@ -57,10 +47,8 @@ class FarSeeNet(nn.Module):
         if variant != 'farseenet' and (subpixel_kernel != 1 or icnr):
             raise ValueError(f'variant {variant!r} has no sub-pixel convolution: the sub-pixel '
                              'kernel size and ICNR apply to farseenet only')
-        if frontend not in FRONTENDS:
-            raise ValueError(f'unknown front-end {frontend!r}; accepted: {", ".join(FRONTENDS)}')
-        spec = FRONTENDS[frontend]
         self.frontend, self.backbone_init = build_frontend(frontend, backbone_weights)
+        spec = FRONTENDS[frontend]
         if variant in ('aspp', 'faspp'):
             self.backend = DeepLabV3PlusHead(spec.high_channels, spec.low_channels, num_classes,
                                              factorized=variant == 'faspp')
@@ -127,53 +115,3 @@ def build_model(variant: str = 'farseenet', *, num_classes: int, frontend: str =
                 icnr: bool = False) -> FarSeeNet:
     """Build a network by variant ('aspp', 'faspp', 'cfaspp', 'farseenet') and front-end."""
     return FarSeeNet(num_classes, variant, backbone_weights, subpixel_kernel, icnr, frontend)
-
-
-def resnet18_frontend(weights: BackboneWeights) -> Tuple[nn.Module, str]:
-    """Return the ResNet-18 front-end ({'low', 'high'} features) and how it was initialised."""
-    resnet = resnet18(weights=None)
-    init = init_resnet18(resnet, weights)
-    return IntermediateLayerGetter(resnet, FRONTEND_LAYERS), init
-
-
-def init_resnet18(resnet: nn.Module, weights: BackboneWeights) -> str:
-    """
-    Initialise a ResNet-18 and return a line saying how.
-
-    `weights`: None or 'none' (random init), 'imagenet' or a torchvision ResNet18_Weights
-    member (downloads through torchvision's weights API), or the path of a local ResNet-18
-    state-dict file.
-    """
-    if weights is None or weights == 'none':
-        return 'none'
-    if isinstance(weights, str) and weights.lower() == 'imagenet':
-        weights = ResNet18_Weights.DEFAULT
-    if isinstance(weights, ResNet18_Weights):
-        try:
-            state = weights.get_state_dict(progress=False)
-        except Exception as exc:  # noqa: B902 - any download failure ends the same way
-            raise RuntimeError(
-                f'could not fetch torchvision {weights} ({exc}); without network, pass a '
-                'local ResNet-18 state-dict file or none') from exc
-        resnet.load_state_dict(state)
-        return f'torchvision:{weights}'
-    path = os.fspath(weights)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f"backbone weights file not found: {path} (accepted: 'imagenet', 'none', or a "
-            'ResNet-18 state-dict file)')
-    try:
-        state = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as exc:  # noqa: B902
-        raise ValueError(f'{path} is not a readable ResNet-18 state dict: {exc}') from exc
-    if isinstance(state, dict) and isinstance(state.get('state_dict'), dict):
-        state = state['state_dict']
-    if not isinstance(state, dict):
-        raise ValueError(f'{path} does not hold a state dict')
-    result = resnet.load_state_dict(state, strict=False)
-    missing = [k for k in result.missing_keys if not k.startswith('fc.')]
-    if missing or result.unexpected_keys:
-        raise ValueError(
-            f'{path} is not a ResNet-18 state dict: missing {missing[:5]}, '
-            f'unexpected {result.unexpected_keys[:5]}')
-    return f'file:{os.path.basename(path)} sha256:{sha256_of(path)[:16]}'
