@@ -40,13 +40,13 @@ def count_parameters(module: nn.Module) -> int:
 
 
 def variant_complexity(num_classes: int, input_size: Sequence[int] = (512, 768),
-                       frontend: str = 'resnet18') -> List[Dict[str, object]]:
+                       ) -> List[Dict[str, object]]:
     """Parameters and multiply-adds of every variant, whole network and back-end alone."""
     from .network import build_model, VARIANTS
     rows = []
     x = torch.zeros(1, 3, *input_size)
     for variant, description in VARIANTS.items():
-        model = build_model(variant, num_classes=num_classes, frontend=frontend).eval()
+        model = build_model(variant, num_classes=num_classes).eval()
         with torch.no_grad():
             features = model.frontend(x)
         rows.append({

@@ -26,12 +26,13 @@ plain Conv2d + BatchNorm2d + ReLU6 modules fold and quantize like the rest of th
 """
 
 import dataclasses
+import functools
 import importlib.metadata
 import importlib.util
 import math
 import os
 import re
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
@@ -275,22 +276,37 @@ def package_version(spec: FrontendSpec) -> Optional[str]:
         return None
 
 
-def load_lite_weights(model: EfficientNetLite, path: str, spec: FrontendSpec) -> None:
-    """Load a reference-format EfficientNet-Lite state dict into `model` (head ignored)."""
+def load_state_file(module: nn.Module, path: str, kind: str, *, ignore: Tuple[str, ...] = (),
+                    rename: Callable[[Dict[str, torch.Tensor]], Dict[str, torch.Tensor]] = dict,
+                    ) -> str:
+    """
+    Load a `kind` state-dict file into `module`; return 'file:<name> sha256:<16 hex>'.
+
+    A {'state_dict': ...} wrapper is unwrapped and `rename` maps the keys to the module's; keys
+    starting with `ignore` (a classifier head) may be absent, or present where the module has
+    none. Anything else missing or unexpected is a ValueError naming the file.
+    """
+    article = 'an' if kind[0].lower() in 'aeiou' else 'a'
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"backbone weights file not found: {path} (accepted: "
+                                f"'imagenet', 'none', or {article} {kind} state-dict file)")
     try:
         state = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as exc:  # noqa: B902 - torch raises many types for a non-torch file
-        raise ValueError(f'{path} is not a readable {spec.name} state dict: {exc}') from exc
+        raise ValueError(f'{path} is not a readable {kind} state dict: {exc}') from exc
+    if isinstance(state, dict) and isinstance(state.get('state_dict'), dict):
+        state = state['state_dict']
     if not isinstance(state, dict):
         raise ValueError(f'{path} does not hold a state dict')
-    mapped = map_reference_state(state)
-    own = model.state_dict()
-    mapped = {k: v for k, v in mapped.items() if k in own or not k.startswith(('head.', 'fc.'))}
-    result = model.load_state_dict(mapped, strict=False)
-    missing = [k for k in result.missing_keys if not k.startswith(('head.', 'fc.'))]
+    own = module.state_dict()
+    state = {k: v for k, v in rename(state).items() if k in own or not k.startswith(ignore)}
+    result = module.load_state_dict(state, strict=False)
+    missing = [k for k in result.missing_keys if not k.startswith(ignore)]
     if missing or result.unexpected_keys:
-        raise ValueError(f'{path} is not an {spec.name} state dict: missing {missing[:5]}, '
+        raise ValueError(f'{path} is not {article} {kind} state dict: missing {missing[:5]}, '
                          f'unexpected {result.unexpected_keys[:5]}')
+    return f'file:{os.path.basename(path)} sha256:{sha256_of(path)[:16]}'
 
 
 BackboneWeights = Union[None, str, os.PathLike, ResNet18_Weights]
@@ -311,17 +327,13 @@ def build_frontend(name: str, weights: BackboneWeights = None) -> Tuple[nn.Modul
     model = EfficientNetLite(int(name[-1]))
     if weights is None or weights == 'none':
         return model, 'none'
+    load = functools.partial(load_state_file, model, kind=name, ignore=('head.', 'fc.'),
+                             rename=map_reference_state)
     if isinstance(weights, str) and weights.lower() == 'imagenet':
-        path = pretrained_file(spec)
-        load_lite_weights(model, path, spec)
+        load(pretrained_file(spec))
         return model, (f'imagenet:{spec.pretrained.package}=={package_version(spec)} '
                        f'sha256:{spec.pretrained.sha256[:16]}')
-    path = os.fspath(weights)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"backbone weights file not found: {path} (accepted: "
-                                f"'imagenet', 'none', or an {name} state-dict file)")
-    load_lite_weights(model, path, spec)
-    return model, f'file:{os.path.basename(path)} sha256:{sha256_of(path)[:16]}'
+    return model, load(weights)
 
 
 def resnet18_frontend(weights: BackboneWeights) -> Tuple[nn.Module, str]:
@@ -352,23 +364,4 @@ def init_resnet18(resnet: nn.Module, weights: BackboneWeights) -> str:
                 'local ResNet-18 state-dict file or none') from exc
         resnet.load_state_dict(state)
         return f'torchvision:{weights}'
-    path = os.fspath(weights)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f"backbone weights file not found: {path} (accepted: 'imagenet', 'none', or a "
-            'ResNet-18 state-dict file)')
-    try:
-        state = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as exc:  # noqa: B902
-        raise ValueError(f'{path} is not a readable ResNet-18 state dict: {exc}') from exc
-    if isinstance(state, dict) and isinstance(state.get('state_dict'), dict):
-        state = state['state_dict']
-    if not isinstance(state, dict):
-        raise ValueError(f'{path} does not hold a state dict')
-    result = resnet.load_state_dict(state, strict=False)
-    missing = [k for k in result.missing_keys if not k.startswith('fc.')]
-    if missing or result.unexpected_keys:
-        raise ValueError(
-            f'{path} is not a ResNet-18 state dict: missing {missing[:5]}, '
-            f'unexpected {result.unexpected_keys[:5]}')
-    return f'file:{os.path.basename(path)} sha256:{sha256_of(path)[:16]}'
+    return load_state_file(resnet, weights, 'ResNet-18', ignore=('fc.',))
