@@ -27,14 +27,14 @@ from farsee_ros.model.network import VARIANTS
 @pytest.mark.timeout(300)
 def test_quick_bench_times_every_model(tmp_path, capsys):
     report_path = str(tmp_path / 'bench.json')
-    assert main(['bench', '--quick', '--device', 'cpu', '--runs', '2',
+    assert main(['bench', '--quick', '--device', 'cpu', '--runs', '1', '--no-backends',
                  '--report', report_path]) == 0
     with open(report_path) as f:
         report = json.load(f)
     rows = report['model_only']
     assert {r['model'] for r in rows} == {*VARIANTS, *PEERS}
     for row in rows:
-        assert row['median_ms'] > 0 and row['input'] == '512x768' and row['runs'] == 2, row
+        assert row['median_ms'] > 0 and row['input'] == '512x768' and row['runs'] == 1, row
     farseenet = next(r for r in rows if r['model'] == 'farseenet')
     assert farseenet['ratio_to_farseenet'] == 1.0
     for row in rows:
@@ -45,6 +45,22 @@ def test_quick_bench_times_every_model(tmp_path, capsys):
     assert '| deeplabv3_resnet50 | 39.64 | 512x768 | fp32 |' in table
     assert 'cores' in report['machine']
     assert '| farseenet | 12.99 | 512x768 | fp32 |' in capsys.readouterr().out
+
+
+def test_backend_rows_time_every_backend(tmp_path, small_checkpoint, capsys):
+    report_path = str(tmp_path / 'backends.json')
+    assert main(['bench', '--only-backends', '--model', small_checkpoint, '--device', 'cpu',
+                 '--runs', '1', '--report', report_path]) == 0
+    with open(report_path) as f:
+        result = json.load(f)['backends']
+    assert result['input'] == '128x192' and result['runs'] == 1
+    names = [row['backend'] for row in result['rows']]
+    assert names[0] == 'torch fp32 eager' and names[-2:] == ['onnxruntime fp32',
+                                                             'onnxruntime int8']
+    assert result['rows'][0]['speedup_vs_torch_fp32'] == 1.0
+    assert all(row['median_ms'] > 0 for row in result['rows'])
+    assert result['rows'][-1]['int8_model'].startswith('quantized here')   # none beside it
+    assert '| onnxruntime int8 |' in capsys.readouterr().out
 
 
 def test_unknown_model_is_named(capsys):

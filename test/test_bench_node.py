@@ -34,8 +34,8 @@ def _bench_node(folder, checkpoint, *args, env=None):
     return result, json.loads(report.read_text())
 
 
-def test_bench_node_reports_latency_and_overhead(tmp_path, small_checkpoint):
-    result, data = _bench_node(tmp_path, small_checkpoint, '--size', '120', '160',
+def test_bench_node_reports_latency_and_overhead(tmp_path, node_checkpoint):
+    result, data = _bench_node(tmp_path, node_checkpoint, '--size', '120', '160',
                                '--frames', '8', '--rate', '5')
     assert data['frames_sent'] == 8
     assert 0 < data['frames_processed'] <= 8
@@ -47,12 +47,12 @@ def test_bench_node_reports_latency_and_overhead(tmp_path, small_checkpoint):
     assert '| node_overhead_ms |' in result.stdout
 
 
-def test_outputs_arrive_promptly_on_default_discovery_and_transports(tmp_path, small_checkpoint):
+def test_outputs_arrive_promptly_on_default_discovery_and_transports(tmp_path, node_checkpoint):
     """As a user runs it: SUBNET discovery, Fast DDS's default transports, labels + overlay."""
     env = {k: v for k, v in os.environ.items()
            if k not in ('ROS_AUTOMATIC_DISCOVERY_RANGE', 'FASTDDS_BUILTIN_TRANSPORTS',
                         'FASTDDS_DEFAULT_PROFILES_FILE', 'FARSEE_FASTDDS_PROFILE')}
-    _, data = _bench_node(tmp_path, small_checkpoint, '--size', '360', '480', '--frames', '25',
+    _, data = _bench_node(tmp_path, node_checkpoint, '--size', '360', '480', '--frames', '25',
                           '--rate', '5', '--transport', 'default', env=env)
     assert data['transport'] == 'default' and data['overlay_subscribed']
     assert data['frames_processed'] == data['frames_sent'] == 25
@@ -61,9 +61,9 @@ def test_outputs_arrive_promptly_on_default_discovery_and_transports(tmp_path, s
     assert data['subscriber_minus_node_ms']['max'] < 1000, data['subscriber_minus_node_ms']
 
 
-def test_bench_node_soak_accounts_for_frames_memory_and_exit(tmp_path, small_checkpoint):
+def test_bench_node_soak_accounts_for_frames_memory_and_exit(tmp_path, node_checkpoint):
     """A short overload soak through real DDS: the report's structure and its accounting."""
-    result, data = _bench_node(tmp_path, small_checkpoint, '--size', '120', '160',
+    result, data = _bench_node(tmp_path, node_checkpoint, '--size', '120', '160',
                                '--soak', '3', '--rate', '30')
     assert data['mode'] == 'soak' and data['seconds'] == 3 and data['rate_hz'] == 30
     assert data['achieved_rate_hz'] > 0 and data['publisher_qos']['reliability'] == 'reliable'
@@ -92,6 +92,38 @@ def test_bench_node_soak_accounts_for_frames_memory_and_exit(tmp_path, small_che
     assert data['node_exit']['exit_code_after_sigint'] == 0
     for line in ('| sent | node received |', '| node RSS (MiB) |', 'accounting: ', 'node: ran'):
         assert line in result.stdout, result.stdout
+
+
+def test_max_rate_searches_and_confirms_with_two_cameras(tmp_path, node_checkpoint):
+    """--max-rate on two cameras: the search's probes, a confirmed rate, per-camera counts."""
+    result, data = _bench_node(tmp_path, node_checkpoint, '--size', '120', '160',
+                               '--cameras', '2', '--max-rate', '12', '--probe-seconds', '1',
+                               '--soak', '2', '--param', 'pipeline:=true')
+    assert data['mode'] == 'max-rate' and data['camera_count'] == 2
+    assert data['params'] == {'pipeline': 'true'}
+    phases = [p['phase'] for p in data['probes']]
+    assert phases[:2] == ['trial (not counted)', 'lower bound'] and 'confirmation' in phases
+    rate = data['max_rate_hz']
+    assert rate is not None and 5 <= rate <= 12, data['probes']
+    confirmation = data['confirmation']
+    assert confirmation['rate_hz'] == rate and data['probes'][-1]['sustained']
+    cameras = confirmation['cameras']
+    assert sorted(cameras) == ['/bench/cam0/image_raw', '/bench/cam1/image_raw']
+    for frames in cameras.values():   # each camera on its own: none may starve
+        assert frames['sent'] > 0 and frames['sent'] - frames['processed'] < 0.05 * frames['sent']
+    assert confirmation['frames']['sent'] == sum(c['sent'] for c in cameras.values())
+    assert set(data['stage_p50_ms']) >= {'inference', 'postprocess', 'handoff', 'processing'}
+    assert '| max rate (Hz) |' in result.stdout and '| pipeline:=true |' in result.stdout
+
+
+def test_node_parameters_parse_as_ros_assignments():
+    from farsee_ros.tools.bench_node import node_params
+
+    assert node_params(['pipeline:=false', 'inference_threads:=1,qos_depth:=5']) == {
+        'pipeline': 'false', 'inference_threads': '1', 'qos_depth': '5'}
+    assert node_params(['']) == {}
+    with pytest.raises(SystemExit, match="node parameter 'pipeline=false': write NAME:=VALUE"):
+        node_params(['pipeline=false'])
 
 
 def test_bench_node_soak_rejects_bad_values(capsys):

@@ -59,7 +59,10 @@ def test_the_keys_and_their_order_are_those_published():
     _, values = _status(_period(received=1, processed=1, lost=2))
     assert list(values) == [
         'topic', 'input_rate_hz', 'output_rate_hz', 'expected_rate_hz', 'latency_p50_ms',
-        'latency_p95_ms', 'latency_max_ms', 'frames_received', 'frames_processed',
+        'latency_p95_ms', 'latency_max_ms', 'stage_decode_p50_ms', 'stage_preprocess_p50_ms',
+        'stage_inference_p50_ms', 'stage_postprocess_p50_ms', 'stage_overlay_p50_ms',
+        'stage_publish_p50_ms', 'stage_queue_p50_ms', 'stage_handoff_p50_ms',
+        'stage_processing_p50_ms', 'frames_received', 'frames_processed',
         'frames_dropped', 'frames_invalid', 'frames_errors', 'frames_lost', 'frames_non_finite',
         'period_received', 'period_processed', 'period_dropped', 'period_invalid',
         'period_errors', 'period_lost', 'period_non_finite', 'qos_reliability', 'device',
@@ -68,6 +71,15 @@ def test_the_keys_and_their_order_are_those_published():
     assert values['topic'] == TOPIC and values['qos_reliability'] == 'reliable'
     assert (values['frames_lost'], values['period_lost']) == ('2', '2')
     assert {k: values[k] for k in ENGINE} == ENGINE
+
+
+def test_each_stage_reports_its_median_over_the_period():
+    period = _period([20.0, 30.0, 25.0], received=3, processed=3)
+    period.stages_ms = {'inference': [8.0, 12.0, 9.0], 'handoff': [0.1, 0.3, 0.2]}
+    _, values = _status(period)
+    assert values['stage_inference_p50_ms'] == '9.00'
+    assert values['stage_handoff_p50_ms'] == '0.20'
+    assert values['stage_publish_p50_ms'] == 'nan'   # no frame recorded that stage
 
 
 def test_no_latencies_in_a_period_read_nan():

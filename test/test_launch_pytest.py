@@ -41,13 +41,13 @@ from sensor_msgs.msg import Image  # noqa: E402
 
 
 @launch_pytest.fixture
-def segment_launch(small_checkpoint):
+def segment_launch(node_checkpoint):
     share = get_package_share_directory('farsee_ros')
     return launch.LaunchDescription([
         IncludeLaunchDescription(
             PythonLaunchDescriptionSource(os.path.join(share, 'launch', 'segment.launch.py')),
             launch_arguments={'image_topic': '/launch_test/image_raw', 'device': 'cpu',
-                              'model_path': small_checkpoint}.items()),
+                              'model_path': node_checkpoint}.items()),
         launch_pytest.actions.ReadyToTest(),
     ])
 

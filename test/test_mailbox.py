@@ -100,7 +100,7 @@ def test_a_period_reports_totals_deltas_and_its_own_latencies():
     for latency in (10.0, 20.0):
         box.put('cam', 'frame', 0.0)
         box.take(timeout=0)
-        box.count_processed('cam', latency)
+        box.count_processed('cam', latency, {'inference': latency / 2, 'handoff': 0.5})
     box.count_error('cam', 'RuntimeError: out of memory')
     box.count_error('cam', 'NaN logits', non_finite=True)
     box.count_reported_lost('cam', 3)   # no sequence numbers seen: the report counts
@@ -110,6 +110,7 @@ def test_a_period_reports_totals_deltas_and_its_own_latencies():
                                            'invalid': 0, 'errors': 2, 'lost': 3,
                                            'non_finite': 1}
     assert first.latencies_ms == [10.0, 20.0]
+    assert first.stages_ms == {'inference': [5.0, 10.0], 'handoff': [0.5, 0.5]}
     assert first.last_error == 'NaN logits'
     box.put('cam', 'frame', 0.0)
     box.take(timeout=0)

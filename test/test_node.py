@@ -58,9 +58,9 @@ def client():
 
 
 @pytest.fixture(scope='module')
-def node(tmp_path_factory, small_checkpoint, client):
+def node(tmp_path_factory, node_checkpoint, client):
     process = NodeProcess(tmp_path_factory.mktemp('node'), {
-        'model_path': small_checkpoint, 'image_topics': '[/cam/image_raw]', 'device': 'cpu',
+        'model_path': node_checkpoint, 'image_topics': '[/cam/image_raw]', 'device': 'cpu',
         'diagnostics_period': 0.5, 'max_pixels': 3_000_000})
     for topic, kind in (('/farsee/labels', Image), ('/farsee/overlay', Image),
                         ('/farsee/latency', DiagnosticArray), ('/diagnostics', DiagnosticArray)):
@@ -83,7 +83,7 @@ def _send_and_wait(client, topic_pub, msg, timeout=60.0):
 @pytest.mark.parametrize('height, width, encoding', [
     (480, 640, 'bgr8'), (1024, 2048, 'rgb8'), (480, 640, 'mono8')])
 def test_full_resolution_labels_with_the_input_header(
-        node, client, small_checkpoint, height, width, encoding):
+        node, client, node_checkpoint, height, width, encoding):
     rng = np.random.default_rng(height + width)
     shape = (height, width) if encoding == 'mono8' else (height, width, 3)
     pixels = rng.integers(0, 256, shape, dtype=np.uint8)
@@ -96,7 +96,7 @@ def test_full_resolution_labels_with_the_input_header(
     assert labels.header == msg.header
     ids = np.frombuffer(labels.data, np.uint8).reshape(height, width)
     order = {'bgr8': 'bgr', 'rgb8': 'rgb', 'mono8': 'mono'}[encoding]
-    expected = Segmenter.from_checkpoint(small_checkpoint, device='cpu').segment(
+    expected = Segmenter.from_checkpoint(node_checkpoint, device='cpu').segment(
         pixels, order, overlay=False).labels
     assert (ids == expected).mean() > 0.999
 
@@ -111,9 +111,9 @@ def test_full_resolution_labels_with_the_input_header(
     assert latency.header == msg.header
     values = {kv.key: float(kv.value) for kv in latency.status[0].values}
     for key in ('decode_ms', 'preprocess_ms', 'inference_ms', 'postprocess_ms', 'publish_ms',
-                'processing_ms', 'end_to_end_ms'):
+                'handoff_ms', 'processing_ms', 'end_to_end_ms'):
         assert values[key] >= 0.0, key
-    assert values['end_to_end_ms'] >= values['processing_ms']
+    assert values['end_to_end_ms'] >= values['processing_ms'] >= values['inference_ms']
 
 
 def test_diagnostics_summary(node, client):
@@ -121,9 +121,11 @@ def test_diagnostics_summary(node, client):
         'frames_processed', 0)) >= 1, 10)
     status, values = _status(client, '/cam/image_raw')
     for key in ('latency_p50_ms', 'latency_p95_ms', 'latency_max_ms', 'input_rate_hz',
-                'output_rate_hz', 'frames_dropped', 'frames_invalid', 'device', 'precision'):
+                'output_rate_hz', 'frames_dropped', 'frames_invalid', 'device', 'precision',
+                'stage_inference_p50_ms', 'stage_postprocess_p50_ms', 'stage_handoff_p50_ms'):
         assert key in values, key
     assert values['device'] == 'cpu' and values['precision'] == 'fp32'
+    assert (values['pipeline'], values['inference_threads']) == ('two threads', 'auto')
     assert values['qos_reliability'] == 'reliable'   # auto matched our reliable publisher
 
 
@@ -282,10 +284,11 @@ def test_runtime_parameters_are_validated(node, client):
     assert node.alive()
 
 
-def test_multiple_compressed_cameras_and_camera_info(tmp_path, small_checkpoint, client):
+def test_multiple_compressed_cameras_and_camera_info(tmp_path, node_checkpoint, client):
     process = NodeProcess(tmp_path, {
-        'model_path': small_checkpoint, 'device': 'cpu', 'image_transport': 'compressed',
-        'image_topics': '[/left/image_raw, /right/image_raw]'}, name='multi')
+        'model_path': node_checkpoint, 'device': 'cpu', 'image_transport': 'compressed',
+        'image_topics': '[/left/image_raw, /right/image_raw]',
+        'pipeline': False, 'inference_threads': 1}, name='multi')   # the one-thread reference
     try:
         left = client.publisher(CompressedImage, '/left/image_raw/compressed')
         right = client.publisher(CompressedImage, '/right/image_raw/compressed',
@@ -331,8 +334,8 @@ def test_multiple_compressed_cameras_and_camera_info(tmp_path, small_checkpoint,
 
 
 def test_incompatible_qos_warns_naming_both_sides_and_sigint_exits_cleanly(
-        tmp_path, small_checkpoint, client):
-    process = NodeProcess(tmp_path, {'model_path': small_checkpoint, 'device': 'cpu',
+        tmp_path, node_checkpoint, client):
+    process = NodeProcess(tmp_path, {'model_path': node_checkpoint, 'device': 'cpu',
                                      'qos_reliability': 'reliable',
                                      'image_topics': '[/be_cam/image_raw]'}, name='reliable')
     try:
@@ -361,7 +364,7 @@ def test_incompatible_qos_warns_naming_both_sides_and_sigint_exits_cleanly(
     ({'model_path': 'CORRUPT'}, 'is not a checkpoint'),
 ])
 def test_bad_start_gives_one_error_line_and_a_nonzero_exit(
-        tmp_path, small_checkpoint, params, message):
+        tmp_path, node_checkpoint, params, message):
     import torch
     if params.get('device') == 'cuda' and torch.cuda.is_available():
         pytest.skip('CUDA is present: device cuda is valid here')
@@ -369,7 +372,7 @@ def test_bad_start_gives_one_error_line_and_a_nonzero_exit(
         corrupt = tmp_path / 'corrupt.pt'
         corrupt.write_bytes(b'\x00not a checkpoint' * 10)
         params = {'model_path': str(corrupt)}
-    params = dict({'model_path': small_checkpoint, 'device': 'cpu'}, **params)
+    params = dict({'model_path': node_checkpoint, 'device': 'cpu'}, **params)
     process = NodeProcess(tmp_path, params, name='bad')
     try:
         code = process.process.wait(timeout=STARTUP_TIMEOUT)

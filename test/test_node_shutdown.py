@@ -50,11 +50,11 @@ START_UP_CASES = [(delay, False) for delay in START_UP_DELAYS_S] + [(0.5, True),
 
 
 @pytest.mark.parametrize('delay,inherit_ignored', START_UP_CASES)
-def test_sigint_during_start_up(tmp_path, small_checkpoint, delay, inherit_ignored):
+def test_sigint_during_start_up(tmp_path, node_checkpoint, delay, inherit_ignored):
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN if inherit_ignored
                              else signal.getsignal(signal.SIGINT))
     try:
-        node = _node(tmp_path, small_checkpoint, f'startup_{delay}_{inherit_ignored}')
+        node = _node(tmp_path, node_checkpoint, f'startup_{delay}_{inherit_ignored}')
     finally:
         signal.signal(signal.SIGINT, previous)
     time.sleep(delay)
@@ -84,11 +84,11 @@ def camera():
     client.close()
 
 
-def test_sigint_while_frames_flow(tmp_path, small_checkpoint, camera):
+def test_sigint_while_frames_flow(tmp_path, node_checkpoint, camera):
     rng = random.Random(0)
     for run in range(RUNS_WHILE_FRAMES_FLOW):
         before = len(camera.messages('/farsee/labels'))
-        node = _node(tmp_path, small_checkpoint, f'flow_{run}')
+        node = _node(tmp_path, node_checkpoint, f'flow_{run}')
         assert camera.wait_for(lambda: len(camera.messages('/farsee/labels')) > before + 3,
                                120), node.log()[-3000:]
         time.sleep(rng.uniform(0.0, 0.3))   # somewhere inside a frame's work or publish
@@ -100,10 +100,10 @@ def test_sigint_while_frames_flow(tmp_path, small_checkpoint, camera):
 DOUBLE_SIGINT_GAPS_S = (0.0, 0.002, 0.01, 0.03, 0.1, 0.3)
 
 
-def test_two_sigints_in_quick_succession_while_frames_flow(tmp_path, small_checkpoint, camera):
+def test_two_sigints_in_quick_succession_while_frames_flow(tmp_path, node_checkpoint, camera):
     for run, gap in enumerate(DOUBLE_SIGINT_GAPS_S):
         before = len(camera.messages('/farsee/labels'))
-        node = _node(tmp_path, small_checkpoint, f'twice_{run}')
+        node = _node(tmp_path, node_checkpoint, f'twice_{run}')
         assert camera.wait_for(lambda: len(camera.messages('/farsee/labels')) > before + 3,
                                120), node.log()[-3000:]
         _assert_quiet(node, node.interrupt(timeout=20, times=2, gap_s=gap))
@@ -137,13 +137,13 @@ after(*{target})
 sys.exit(segment_node.main(sys.argv[1:]))
 '''
 SIGINT_AFTER = {'rclpy.init': '(rclpy, "init")',
-                'parameters': '(node.SegmentNode, "_declare_parameters")',
+                'parameters': '(node, "declare_parameters")',
                 'model load': '(node.SegmentNode, "_load_segmenter")',
-                'cameras': '(node.SegmentNode, "_make_cameras")'}
+                'cameras': '(node, "make_cameras")'}
 
 
 @pytest.mark.parametrize('step', list(SIGINT_AFTER))
-def test_sigint_right_after_each_start_up_step(tmp_path, small_checkpoint, step):
+def test_sigint_right_after_each_start_up_step(tmp_path, node_checkpoint, step):
     import subprocess
     import sys
 
@@ -151,7 +151,7 @@ def test_sigint_right_after_each_start_up_step(tmp_path, small_checkpoint, step)
     script = _SIGINT_AFTER.replace('{target}', SIGINT_AFTER[step])
     command = [sys.executable, '-c', script, '--ros-args', '-r', '__node:=farsee',
                '--params-file', f'{share_directory()}/config/segment.yaml',
-               '-p', f'model_path:={small_checkpoint}', '-p', f'image_topics:=[{TOPIC}]',
+               '-p', f'model_path:={node_checkpoint}', '-p', f'image_topics:=[{TOPIC}]',
                '-p', 'device:=cpu']
     run = subprocess.run(command, capture_output=True, text=True, timeout=120)
     log = run.stdout + run.stderr

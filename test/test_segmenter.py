@@ -14,6 +14,8 @@
 
 """The Segmenter engine: full-resolution labels, overlay in the frame's colour order, errors."""
 
+import queue
+import threading
 import time
 
 import numpy as np
@@ -42,6 +44,31 @@ def test_labels_at_the_frames_own_size(segmenter, frame):
     assert result.overlay.shape == (181, 243, 3) and result.overlay.dtype == np.uint8
     assert set(result.timings_ms) == {'preprocess', 'inference', 'postprocess', 'overlay'}
     assert all(t >= 0 for t in result.timings_ms.values())
+
+
+def test_the_stages_on_two_threads_give_what_segment_gives(segmenter):
+    """Run prepare + infer on one thread, finish on another, two frames in flight: same results."""
+    frames = [np.random.default_rng(i).integers(0, 256, (120 + i, 161, 3), dtype=np.uint8)
+              for i in range(6)]
+    expected = [segmenter.segment(f, 'bgr', overlay_alpha=0.3) for f in frames]
+    handoff = queue.Queue(maxsize=1)
+    results = []
+
+    def publish_thread():
+        while (staged := handoff.get()) is not None:
+            results.append(segmenter.finish(staged, overlay_alpha=0.3))
+
+    thread = threading.Thread(target=publish_thread)
+    thread.start()
+    for f in frames:
+        handoff.put(segmenter.infer(segmenter.prepare(f, 'bgr')))
+    handoff.put(None)
+    thread.join(timeout=60)
+    assert len(results) == len(frames)
+    for got, want in zip(results, expected):
+        assert np.array_equal(got.labels, want.labels)
+        assert np.array_equal(got.overlay, want.overlay) and got.overlay_order == 'bgr'
+        assert set(got.timings_ms) == set(want.timings_ms) and got.finite
 
 
 def test_labels_are_handed_over_before_the_overlay(segmenter, frame):

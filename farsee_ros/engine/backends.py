@@ -64,10 +64,12 @@ class TorchBackend:
     """The checkpoint's network in PyTorch, on the CPU or a CUDA device."""
 
     name = 'torch'
-    torch_threads = None   # PyTorch runs the network on its own pool, at its size
 
-    def __init__(self, model: torch.nn.Module, device: torch.device, dtype: torch.dtype):
+    def __init__(self, model: torch.nn.Module, device: torch.device, dtype: torch.dtype,
+                 threads: int = 0):
         self.device, self.dtype = device, dtype
+        # PyTorch runs the network on its own pool: at its size, or `threads` on the CPU.
+        self.torch_threads = threads if threads and device.type == 'cpu' else None
         self.model = model.to(device, dtype).eval()
         self.native = device.type == 'cpu'
         if device.type == 'cuda':   # the node's input size is fixed: let cuDNN pick kernels
@@ -78,7 +80,8 @@ class TorchBackend:
         precision = 'fp16' if self.dtype == torch.float16 else 'fp32'
         return f'PyTorch {torch.__version__} {precision} on {self.device}'
 
-    def __call__(self, x: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, size: Tuple[int, int],
+                 share_cpu: bool = False) -> torch.Tensor:
         """Return NxHxW logits: native on the CPU, at `size` on CUDA (the model resizes)."""
         if self.native:
             return self.model.native_logits(x)[0]
@@ -92,7 +95,7 @@ class OnnxRuntimeBackend:
     native = True
 
     def __init__(self, data: bytes, metadata: Mapping[str, Any], device: torch.device,
-                 source: str, threads: int = 0):
+                 source: str, threads: int = 0, pipelined: bool = False):
         import onnxruntime
         self.device, self.dtype = device, torch.float32
         self.precision = str(metadata['precision'])
@@ -106,6 +109,15 @@ class OnnxRuntimeBackend:
         self.torch_threads = 1 if device.type == 'cpu' else None
         try:
             self.session = onnxruntime.InferenceSession(data, options, providers=self.providers)
+            # For a pipeline on the CPU, a second session whose pool threads sleep between
+            # operators instead of spinning: used while another stage works, it leaves that
+            # stage the cores (spinning: 74 frames/s pipelined on 2 cores, sleeping: 87), while
+            # the spinning one keeps a lone frame fast (15.8 ms vs 21.7; docs/benchmarks.md).
+            self.quiet_session = None
+            if pipelined and device.type == 'cpu':
+                options.add_session_config_entry('session.intra_op.allow_spinning', '0')
+                self.quiet_session = onnxruntime.InferenceSession(data, options,
+                                                                  providers=self.providers)
         except Exception as exc:  # noqa: B902 - ONNX Runtime raises its own exception types
             raise CheckpointError(f'{source}: ONNX Runtime cannot load it ({type(exc).__name__}'
                                   f': {str(exc).strip()[:300]})') from None
@@ -117,10 +129,12 @@ class OnnxRuntimeBackend:
         return (f'ONNX Runtime {onnxruntime.__version__} {self.precision} '
                 f"({', '.join(p.replace('ExecutionProvider', '') for p in self.providers)})")
 
-    def __call__(self, x: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
-        """Return the native NxhxW logits, a CPU tensor."""
+    def __call__(self, x: torch.Tensor, size: Tuple[int, int],
+                 share_cpu: bool = False) -> torch.Tensor:
+        """Return the native NxhxW logits, a CPU tensor (`share_cpu`: another stage works)."""
         array = x.detach().to('cpu', torch.float32).contiguous().numpy()
-        return torch.from_numpy(self.session.run(None, {INPUT_NAME: array})[0][0])
+        session = self.quiet_session if share_cpu and self.quiet_session else self.session
+        return torch.from_numpy(session.run(None, {INPUT_NAME: array})[0][0])
 
 
 def providers_for(device: torch.device) -> List[str]:
@@ -156,8 +170,14 @@ def _quantized_for(checkpoint: str) -> Tuple[Optional[Tuple[bytes, Dict[str, Any
 
 
 def choose(path: str, backend: str, device: torch.device, dtype: torch.dtype,
-           input_size: Optional[Tuple[int, int]]) -> Tuple[Any, Dict[str, Any], str]:
-    """Return (backend object, metadata, a line saying why it was chosen) for model `path`."""
+           input_size: Optional[Tuple[int, int]], threads: int = 0,
+           pipelined: bool = False) -> Tuple[Any, Dict[str, Any], str]:
+    """
+    Return (backend object, metadata, a line saying why it was chosen) for model `path`.
+
+    `threads`: the forward pass's CPU threads (0 = every core); `pipelined`: other stages
+    will run beside the forward pass (ONNX Runtime then keeps a second, non-spinning session).
+    """
     if backend not in BACKENDS:
         raise ValueError(f'invalid backend {backend!r}; accepted: {" | ".join(BACKENDS)}')
     if is_onnx(path):
@@ -169,15 +189,16 @@ def choose(path: str, backend: str, device: torch.device, dtype: torch.dtype,
                              f'{", ".join(missing)} (pip install {" ".join(missing)})')
         data, metadata = read_onnx(path)
         _check_size(path, metadata, input_size)
-        return OnnxRuntimeBackend(data, metadata, device, path), metadata, 'an ONNX model'
+        runner = OnnxRuntimeBackend(data, metadata, device, path, threads, pipelined)
+        return runner, metadata, 'an ONNX model'
     if backend == 'torch' or (backend == 'auto' and device.type == 'cuda'):
         model, metadata = load_checkpoint(path)
         why = 'asked for' if backend == 'torch' else 'on CUDA'
-        return TorchBackend(model, device, dtype), metadata, why
+        return TorchBackend(model, device, dtype, threads), metadata, why
     missing = missing_onnx_packages()
     if missing and backend == 'auto':
         model, metadata = load_checkpoint(path)
-        return (TorchBackend(model, device, dtype), metadata,
+        return (TorchBackend(model, device, dtype, threads), metadata,
                 f'{" and ".join(missing)} not installed (pip install {" ".join(missing)} '
                 'for the faster INT8 model)')
     if missing:
@@ -191,17 +212,17 @@ def choose(path: str, backend: str, device: torch.device, dtype: torch.dtype,
                 f'make it with farsee-ros export --model {path} --format onnx-int8 --out '
                 f'{onnx_path} ..., or set model_path to an engine .onnx file')
         model, metadata = load_checkpoint(path)
-        return (TorchBackend(model, device, dtype), metadata,
+        return (TorchBackend(model, device, dtype, threads), metadata,
                 f'no INT8 model at {onnx_path}')
     data, metadata = found
     if backend == 'auto' and input_size and tuple(input_size) != tuple(metadata['input_size']):
         model, metadata = load_checkpoint(path)
-        return (TorchBackend(model, device, dtype), metadata,
+        return (TorchBackend(model, device, dtype, threads), metadata,
                 f'input size {input_size[0]}x{input_size[1]} differs from the INT8 '
                 f"model's {metadata['input_size'][0]}x{metadata['input_size'][1]}")
     _check_size(onnx_path, metadata, input_size)
     why = 'asked for' if backend == 'onnxruntime' else 'INT8 model beside the checkpoint'
-    return OnnxRuntimeBackend(data, metadata, device, onnx_path), metadata, why
+    return OnnxRuntimeBackend(data, metadata, device, onnx_path, threads, pipelined), metadata, why
 
 
 def _check_size(path: str, metadata: Mapping[str, Any],

@@ -22,7 +22,7 @@ No ROS imports here.
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 import time
-from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 import warnings
 
 import numpy as np
@@ -48,6 +48,19 @@ def torch_threads(count: Optional[int]) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+@dataclass
+class Staged:
+    """A frame between the engine's stages: the frame, its input, its logits, stage clocks."""
+
+    frame: np.ndarray
+    color_order: str
+    pixels: torch.Tensor              # the frame on the device
+    x: Optional[torch.Tensor]         # the network's input (None once inferred)
+    logits: Optional[torch.Tensor] = None
+    finite: Any = None                # a 0-d bool tensor: the logits held no NaN or inf
+    clocks: List[Any] = field(default_factory=list)
 
 
 @dataclass
@@ -89,21 +102,34 @@ class Segmenter:
 
     @classmethod
     def from_checkpoint(cls, path: str, *, backend: str = 'auto', device: str = 'auto',
-                        precision: str = 'auto',
-                        input_size: Optional[Sequence[int]] = None) -> 'Segmenter':
+                        precision: str = 'auto', input_size: Optional[Sequence[int]] = None,
+                        threads: int = 0, pipelined: bool = False) -> 'Segmenter':
         """
         Load a model file: a checkpoint (.pt) or an engine ONNX file (.onnx).
 
-        `backend`: auto | torch | onnxruntime (see backends.py for what auto picks). Raises
+        `backend`: auto | torch | onnxruntime (see backends.py for what auto picks); `threads`:
+        the forward pass's CPU threads (0 = every core); `pipelined`: the stages will run on
+        threads of their own at once (see infer's `share_cpu`). Raises
         CheckpointError or ValueError with one line naming the file or value at fault.
         """
         torch_device, warning = resolve_device(device)
         dtype = resolve_precision(precision, torch_device)
         size = tuple(input_size) if input_size else None
-        runner, metadata, why = choose(path, backend, torch_device, dtype, size)
+        runner, metadata, why = choose(path, backend, torch_device, dtype, size, threads,
+                                       pipelined)
         if isinstance(runner, TorchBackend):
             runner.model.fold_batchnorm()
         return cls(runner, metadata, input_size=input_size, device_warning=warning, why=why)
+
+    def use_threads(self) -> None:
+        """
+        Size PyTorch's CPU pool for this engine once, for callers that run the stages.
+
+        segment() sizes it around each call; a pipeline running prepare, infer and finish on
+        several threads calls this once instead (the pool is the process's).
+        """
+        if self.backend.torch_threads is not None:
+            torch.set_num_threads(self.backend.torch_threads)
 
     @property
     def precision(self) -> str:
@@ -132,37 +158,59 @@ class Segmenter:
 
         `on_labels(labels)` is called as soon as the labels exist (and only if the logits were
         finite), before the overlay is rendered: the node publishes them there. Its own time
-        is in no stage.
+        is in no stage. The three stages (prepare, infer, finish) may also run on different
+        threads, one frame in each, as the node's pipeline does.
         """
         # ONNX Runtime on the CPU has its own thread pool for the network; PyTorch's pool, left
         # at its size, would spin beside it on a small CPU (measured here: the forward 28 ms
         # instead of 17-20 ms at 288x384 on 2 cores), so PyTorch resizes on one thread.
         with torch_threads(self.backend.torch_threads):
-            return self._segment(frame, color_order, overlay_alpha, overlay, on_labels)
+            staged = self.infer(self.prepare(frame, color_order))
+            return self.finish(staged, overlay_alpha=overlay_alpha, overlay=overlay,
+                               on_labels=on_labels)
 
     @torch.inference_mode()
-    def _segment(self, frame: np.ndarray, color_order: str, overlay_alpha: float, overlay: bool,
-                 on_labels: Optional[Callable[[np.ndarray], None]]) -> Segmentation:
+    def prepare(self, frame: np.ndarray, color_order: str = 'rgb') -> Staged:
+        """Stage 1: check the frame and make the network's input (one host-to-device copy)."""
         if color_order not in COLOR_ORDERS:
             raise ValueError(f'invalid colour order {color_order!r}; accepted: '
                              f'{", ".join(COLOR_ORDERS)}')
         if frame.dtype != np.uint8 or frame.ndim not in (2, 3):
             raise ValueError(f'frame must be an HxW or HxWxC uint8 array, not {frame.dtype} '
                              f'with shape {frame.shape}')
-        if not 0.0 <= overlay_alpha <= 1.0:
-            raise ValueError(f'overlay_alpha must be within [0, 1], not {overlay_alpha}')
+        start = self._stage()
         height, width = frame.shape[:2]
-        clocks = [self._stage()]
         pixels = torch.from_numpy(frame).to(self.device, non_blocking=True)  # the one H2D copy
         if color_order == 'mono':
             x = pixels.reshape(1, 1, height, width)
         else:   # HxWxC viewed as 1xCxHxW (channels-last memory, the resize's fast layout)
             x = pixels[..., :3].permute(2, 0, 1).unsqueeze(0)
         x = model_input(x, self.input_size, self._mean, self._inv_std, self.dtype, color_order)
-        clocks.append(self._stage())
-        logits = self.backend(x, (height, width))
-        finite = torch.isfinite(logits).all()   # read at the end: no extra GPU sync
-        clocks.append(self._stage())
+        return Staged(frame, color_order, pixels, x, clocks=[start, self._stage()])
+
+    @torch.inference_mode()
+    def infer(self, staged: Staged, share_cpu: bool = False) -> Staged:
+        """
+        Stage 2: the network's forward pass on a prepared frame.
+
+        `share_cpu`: another stage is working meanwhile; a pipelined ONNX Runtime engine on the
+        CPU then runs the session whose threads sleep between operators instead of spinning.
+        """
+        staged.logits = self.backend(staged.x, staged.frame.shape[:2], share_cpu)
+        staged.x = None
+        staged.finite = torch.isfinite(staged.logits).all()   # read in finish: no GPU sync here
+        staged.clocks.append(self._stage())
+        return staged
+
+    @torch.inference_mode()
+    def finish(self, staged: Staged, *, overlay_alpha: float = 0.5, overlay: bool = True,
+               on_labels: Optional[Callable[[np.ndarray], None]] = None) -> Segmentation:
+        """Stage 3: full-resolution labels (then `on_labels`), the overlay, and the times."""
+        if not 0.0 <= overlay_alpha <= 1.0:
+            raise ValueError(f'overlay_alpha must be within [0, 1], not {overlay_alpha}')
+        frame, color_order, logits = staged.frame, staged.color_order, staged.logits
+        height, width = frame.shape[:2]
+        clocks = [self._stage()]   # its own start: time spent between stages is no stage's
         blended = None
         order = 'bgr' if color_order in ('bgr', 'bgra') else 'rgb'
         if self.backend.native:   # native logits on the CPU, upsampled exactly
@@ -172,27 +220,32 @@ class Segmenter:
             labels = class_argmax(logits)
             labels_np = labels.cpu().numpy()
         clocks.append(self._stage())
+        finite = bool(staged.finite)
         hook_ms = 0.0
-        if on_labels is not None and bool(finite):
+        if on_labels is not None and finite:
             started = time.perf_counter()
             on_labels(labels_np)
             hook_ms = (time.perf_counter() - started) * 1e3
         if overlay and self.backend.native:   # OpenCV on the frame, in its own colour order
             blended = colorize_blend(frame, labels_np, self._palettes_np[order], overlay_alpha)
         elif overlay:
+            pixels = staged.pixels
             base = (pixels.reshape(height, width, 1).expand(-1, -1, 3)
                     if color_order == 'mono' else pixels[..., :3])
             colours = self._palettes[order][labels.long()]
             blended = blend(base, colours, overlay_alpha).cpu().numpy()
         clocks.append(self._stage())
-        if self._events:
-            torch.cuda.synchronize(self.device)
-            spans = [a.elapsed_time(b) for a, b in zip(clocks, clocks[1:])]
-        else:
-            spans = [(b - a) * 1e3 for a, b in zip(clocks, clocks[1:])]
+        spans = self._spans(staged.clocks) + self._spans(clocks)
         spans[-1] = max(spans[-1] - hook_ms, 0.0)
         times = dict(zip(('preprocess', 'inference', 'postprocess', 'overlay'), spans))
-        return Segmentation(labels_np, blended, order, times, bool(finite))
+        return Segmentation(labels_np, blended, order, times, finite)
+
+    def _spans(self, clocks: Sequence[Any]) -> List[float]:
+        """Milliseconds between consecutive stage clocks."""
+        if self._events:
+            torch.cuda.synchronize(self.device)
+            return [a.elapsed_time(b) for a, b in zip(clocks, clocks[1:])]
+        return [(b - a) * 1e3 for a, b in zip(clocks, clocks[1:])]
 
     def warmup(self, runs: int = 2, frame_size: Tuple[int, int] = (480, 640)) -> None:
         """Run a few frames so the first real frame does not pay for lazy initialisation."""

@@ -21,13 +21,13 @@ Layout (a dict saved by torch.save, read back with torch.load(weights_only=True)
 """
 
 import datetime
+import importlib.metadata
 import math
 import os
 import pickle
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 import torch
-import torchvision
 
 from .. import __version__
 from ..common import atomic_write
@@ -70,7 +70,7 @@ def make_metadata(model: FarSeeNet, classes: ClassSet, *, input_size: Sequence[i
         'metrics': dict(metrics or {}),
         'backbone_init': model.backbone_init,
         'versions': {'farsee_ros': __version__, 'torch': str(torch.__version__),
-                     'torchvision': str(torchvision.__version__)},
+                     'torchvision': importlib.metadata.version('torchvision')},
         'created': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
     }
     metadata.update(extra)

@@ -32,13 +32,11 @@ import importlib.util
 import math
 import os
 import re
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
 import torch.nn.functional as F
-from torchvision.models import resnet18, ResNet18_Weights
-from torchvision.models._utils import IntermediateLayerGetter
 
 from ..common import sha256_of
 
@@ -309,7 +307,9 @@ def load_state_file(module: nn.Module, path: str, kind: str, *, ignore: Tuple[st
     return f'file:{os.path.basename(path)} sha256:{sha256_of(path)[:16]}'
 
 
-BackboneWeights = Union[None, str, os.PathLike, ResNet18_Weights]
+# None, 'none', 'imagenet', a state-dict file, or a torchvision ResNet18_Weights member.
+# torchvision (1.5 s to import here) is imported only where a ResNet-18 is built.
+BackboneWeights = Union[None, str, os.PathLike, Any]
 
 
 def build_frontend(name: str, weights: BackboneWeights = None) -> Tuple[nn.Module, str]:
@@ -338,6 +338,9 @@ def build_frontend(name: str, weights: BackboneWeights = None) -> Tuple[nn.Modul
 
 def resnet18_frontend(weights: BackboneWeights) -> Tuple[nn.Module, str]:
     """Return the ResNet-18 front-end ({'low', 'high'} features) and how it was initialised."""
+    from torchvision.models import resnet18
+    from torchvision.models._utils import IntermediateLayerGetter
+
     resnet = resnet18(weights=None)
     init = init_resnet18(resnet, weights)
     return IntermediateLayerGetter(resnet, {'layer2': 'low', 'layer4': 'high'}), init
@@ -351,6 +354,8 @@ def init_resnet18(resnet: nn.Module, weights: BackboneWeights) -> str:
     member (downloads through torchvision's weights API), or the path of a local ResNet-18
     state-dict file.
     """
+    from torchvision.models import ResNet18_Weights
+
     if weights is None or weights == 'none':
         return 'none'
     if isinstance(weights, str) and weights.lower() == 'imagenet':

@@ -27,6 +27,9 @@ from ..common import percentiles
 from .mailbox import Period
 from .parameters import LATENCY_STAGES
 
+# The per-stage medians in /diagnostics: every latency stage but end_to_end (latency_p50_ms).
+PIPELINE_STAGES = tuple(s for s in LATENCY_STAGES if s != 'end_to_end')
+
 
 def camera_status(node_name: str, hardware_id: str, topic: str, period: Period,
                   elapsed_s: float, *, expected_rate_hz: float, reliability: Optional[str],
@@ -63,6 +66,9 @@ def camera_status(node_name: str, hardware_id: str, topic: str, period: Period,
         'latency_p50_ms': _ms(latency['p50']), 'latency_p95_ms': _ms(latency['p95']),
         'latency_max_ms': _ms(latency['max']),
     }
+    for stage in PIPELINE_STAGES:   # where the time goes, of the frames of this period
+        values[f'stage_{stage}_p50_ms'] = _ms(percentiles(period.stages_ms.get(stage, []),
+                                                          ('p50',))['p50'])
     values.update({f'frames_{k}': str(v) for k, v in period.counts.items()})
     values.update({f'period_{k}': str(v) for k, v in delta.items()})
     values['qos_reliability'] = str(reliability)

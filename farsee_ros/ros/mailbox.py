@@ -42,6 +42,7 @@ class Period:
     latencies_ms: List[float]     # end to end, of the frames processed during this period
     last_invalid: str             # why the latest invalid frame was rejected ('' if none yet)
     last_error: str               # the latest inference failure ('' if none yet)
+    stages_ms: Dict[str, List[float]] = field(default_factory=dict)   # per stage, same frames
 
 
 @dataclass
@@ -53,6 +54,7 @@ class _Slot:
     counts: Dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
     period_start: Dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
     latencies_ms: List[float] = field(default_factory=list)
+    stages_ms: Dict[str, List[float]] = field(default_factory=dict)
     last_invalid: str = ''
     last_error: str = ''
     sequences: Dict[Any, int] = field(default_factory=dict)   # publisher -> last number seen
@@ -146,12 +148,15 @@ class Mailbox:
             slot.pending = None
             return camera, frame, since
 
-    def count_processed(self, camera: str, latency_ms: float) -> None:
-        """Count a taken frame whose results were published, with its end-to-end latency."""
+    def count_processed(self, camera: str, latency_ms: float,
+                        stages_ms: Optional[Dict[str, float]] = None) -> None:
+        """Count a taken frame whose results were published: its end-to-end and stage times."""
         with self._condition:
             slot = self._slot(camera)
             slot.counts['processed'] += 1
             slot.latencies_ms.append(latency_ms)
+            for stage, ms in (stages_ms or {}).items():
+                slot.stages_ms.setdefault(stage, []).append(ms)
 
     def count_invalid(self, camera: str, reason: str) -> None:
         """Count a taken frame found malformed only when decoded (it was already received)."""
@@ -183,9 +188,10 @@ class Mailbox:
                 counts = dict(slot.counts)
                 delta = {k: v - slot.period_start[k] for k, v in counts.items()}
                 latencies, slot.latencies_ms = slot.latencies_ms, []
+                stages, slot.stages_ms = slot.stages_ms, {}
                 slot.period_start = counts
                 periods[camera] = Period(counts, delta, latencies, slot.last_invalid,
-                                         slot.last_error)
+                                         slot.last_error, stages)
         return periods
 
     # ---------------------------------------------------------------- helpers (lock held)

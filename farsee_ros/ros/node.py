@@ -15,79 +15,39 @@
 """
 segment_node: camera images in; full-resolution labels, overlays and latency out.
 
-The ROS wiring: parameters, model loading, topics, timers and the worker thread. The
-latest-frame hand-off and counters live in mailbox.py, the QoS matching in qos.py, the
-diagnostics messages in diagnostics.py; decisions about pixels in the Segmenter (engine/)
-and the message conversion (conversions.py).
+The ROS wiring: model loading, topics, subscriptions, timers. The parameters' declaration lives
+in declare.py, the latest-frame hand-off and counters in mailbox.py, the worker threads in
+pipeline.py, the QoS matching in qos.py, the diagnostics messages in diagnostics.py; decisions
+about pixels in the Segmenter (engine/) and the message conversion (conversions.py).
 """
 
-from dataclasses import dataclass
 import os
-import threading
 import time
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Mapping, Optional
 
 from diagnostic_msgs.msg import DiagnosticArray
-from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
-                                ParameterType, SetParametersResult)
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy
-from rclpy.time import Time
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from sensor_msgs.msg import CompressedImage, Image
 
+from .cameras import Camera, make_cameras
 from .conversions import check_compressed, check_image, compressed_to_frame, image_to_frame, \
-    InvalidImage, labels_to_image, overlay_to_image
-from .diagnostics import camera_status, latency_record
+    InvalidImage
+from .declare import ConfigError, declare_parameters, validate_parameters
+from .diagnostics import camera_status
 from .mailbox import Mailbox
-from ..model.checkpoint import CheckpointError
-from .parameters import camera_names, invalid_reason, NODE_NAME, OUTPUT_TOPICS, PARAMETERS
+from .pipeline import FramePipeline
+from .parameters import NODE_NAME
 from .qos import incompatible_qos_warning, reliability_to_subscribe, subscription_qos
 from .resources import default_model_path
 
-_TYPES = {'bool': ParameterType.PARAMETER_BOOL, 'int': ParameterType.PARAMETER_INTEGER,
-          'double': ParameterType.PARAMETER_DOUBLE, 'string': ParameterType.PARAMETER_STRING,
-          'string[]': ParameterType.PARAMETER_STRING_ARRAY}
-
-
-class ConfigError(Exception):
-    """A start-up problem (parameter, model, device) reported as one line, then exit 1."""
-
-
-@dataclass
-class Camera:
-    """One input stream: its topics, subscription, publishers and newest CameraInfo."""
-
-    name: str
-    topic: str
-    subscription: Any = None
-    reliability: Optional[str] = None   # the subscription's; None before there is one
-    camera_info: Optional[CameraInfo] = None
-    labels_pub: Any = None
-    overlay_pub: Any = None
-    latency_pub: Any = None
-    info_pub: Any = None
-
-
-def _descriptor(spec) -> ParameterDescriptor:
-    descriptor = ParameterDescriptor(
-        name=spec.name, type=_TYPES[spec.type_name], description=spec.description,
-        read_only=spec.read_only, additional_constraints=f'accepted: {spec.accepted}')
-    if spec.int_range:
-        descriptor.integer_range = [IntegerRange(from_value=spec.int_range[0],
-                                                 to_value=spec.int_range[1], step=0)]
-    if spec.float_range:
-        descriptor.floating_point_range = [FloatingPointRange(
-            from_value=spec.float_range[0], to_value=spec.float_range[1], step=0.0)]
-    return descriptor
-
 
 class SegmentNode(Node):
-    """Segments every camera's newest frame with one worker thread and publishes the results."""
+    """Segments every camera's newest frame in a two-thread pipeline and publishes the results."""
 
     def __init__(self, **kwargs: Any):
         super().__init__(NODE_NAME, **kwargs)
-        self._worker: Optional[threading.Thread] = None
+        self._pipeline: Optional[FramePipeline] = None
         self.fatal_error: Optional[str] = None   # set when the node must exit with code 1
         try:
             self._set_up()
@@ -98,44 +58,31 @@ class SegmentNode(Node):
             raise
 
     def _set_up(self) -> None:
-        self.params = self._declare_parameters()
+        self.params = declare_parameters(self)
         self.segmenter = self._load_segmenter()
         if self.params['image_transport'] == 'compressed':
-            self._msg_type, self._check, self._decode = \
+            self._msg_type, self._check, self.decode = \
                 CompressedImage, check_compressed, compressed_to_frame
         else:
-            self._msg_type, self._check, self._decode = Image, check_image, image_to_frame
-        self.cameras = {camera.name: camera for camera in self._make_cameras()}
+            self._msg_type, self._check, self.decode = Image, check_image, image_to_frame
+        self.cameras = {camera.name: camera for camera in make_cameras(self, self._msg_type)}
         self.mailbox = Mailbox(list(self.cameras))
         self._period_started = time.monotonic()
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self.add_on_set_parameters_callback(self._validate_parameters)
-        self.add_post_set_parameters_callback(self._apply_parameters)
+        self.add_on_set_parameters_callback(validate_parameters)
+        self.add_post_set_parameters_callback(
+            lambda changed: self.params.update({p.name: p.value for p in changed
+                                                if p.name in self.params}))
         self._try_subscribe()
         self.create_timer(0.5, self._try_subscribe)
         self.create_timer(self.params['diagnostics_period'], self._publish_diagnostics)
-        self._worker = threading.Thread(target=self._work, name='farsee-worker', daemon=True)
-        self._worker.start()
-
-    def _declare_parameters(self) -> Dict[str, Any]:
-        values = {}
-        for spec in PARAMETERS:
-            try:
-                value = self.declare_parameter(spec.name, spec.default,
-                                               _descriptor(spec)).value
-            except Exception as exc:  # noqa: B902 - rclpy raises several kinds here
-                raise ConfigError(f'invalid parameter {spec.name}: {exc}; accepted: '
-                                  f'{spec.accepted}') from None
-            if spec.type_name == 'string[]':
-                value = list(value)
-            reason = invalid_reason(spec.name, value)
-            if reason:
-                raise ConfigError(f'invalid parameter {reason}')
-            values[spec.name] = value
-        return values
+        self._pipeline = FramePipeline(self, pipelined=self.params['pipeline'])
+        self._pipeline.start()
 
     def _load_segmenter(self):
-        from ..engine import Segmenter   # torch: imported here, where Ctrl-C is handled
+        # torch: imported here, where Ctrl-C is handled, and after the parameters are checked
+        from ..engine import Segmenter
+        from ..model.checkpoint import CheckpointError
 
         path = self.params['model_path'] or default_model_path()
         size = None
@@ -151,7 +98,9 @@ class SegmentNode(Node):
             segmenter = Segmenter.from_checkpoint(path, backend=self.params['backend'],
                                                   device=self.params['device'],
                                                   precision=self.params['precision'],
-                                                  input_size=size)
+                                                  input_size=size,
+                                                  threads=self.params['inference_threads'],
+                                                  pipelined=self.params['pipeline'])
         except (CheckpointError, ValueError) as exc:
             raise ConfigError(str(exc)) from None
         if segmenter.device_warning:
@@ -160,7 +109,10 @@ class SegmentNode(Node):
         self._engine_values = {   # for /diagnostics
             'device': str(segmenter.device), 'precision': segmenter.precision, 'model': path,
             'backend': segmenter.description,
-            'input_size': f'{segmenter.input_size[0]}x{segmenter.input_size[1]}'}
+            'input_size': f'{segmenter.input_size[0]}x{segmenter.input_size[1]}',
+            'pipeline': 'two threads' if self.params['pipeline'] else 'one thread',
+            'inference_threads': str(self.params['inference_threads'] or 'auto')}
+        segmenter.use_threads()
         meta = segmenter.metadata
         self.get_logger().info(
             f"model {path} ({meta['variant']}, {len(meta['class_names'])} classes, "
@@ -168,34 +120,6 @@ class SegmentNode(Node):
             f'{segmenter.input_size[0]}x{segmenter.input_size[1]}; runs on '
             f'{segmenter.description} (backend {self.params["backend"]}: {segmenter.why})')
         return segmenter
-
-    def _make_cameras(self) -> List[Camera]:
-        sources = self.params['image_topics']
-        single = len(sources) == 1
-        depth = self.params['qos_depth']
-        outputs = {'labels': (Image, depth), 'overlay': (Image, depth),
-                   'latency': (DiagnosticArray, 10), 'camera_info': (CameraInfo, depth)}
-        assert set(outputs) == {topic[0] for topic in OUTPUT_TOPICS}
-        cameras = []
-        for name, source in zip(camera_names(sources), sources):
-            base = source.rstrip('/')
-            topic = base + '/compressed' if self._msg_type is CompressedImage \
-                and not base.endswith('/compressed') else base
-            prefix = '~' if single else f'~/{name}'
-            camera = Camera(name=name, topic=self.resolve_topic_name(topic))
-            camera.labels_pub, camera.overlay_pub, camera.latency_pub, camera.info_pub = [
-                self.create_publisher(kind, f'{prefix}/{output}', qos_depth)
-                for output, (kind, qos_depth) in outputs.items()]
-            info_topic = base.rsplit('/', 1)[0] + '/camera_info' if '/' in base.strip('/') \
-                else 'camera_info'
-            self.create_subscription(
-                CameraInfo, info_topic, lambda msg, c=camera: setattr(c, 'camera_info', msg),
-                QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT))
-            self.get_logger().info(f'camera {name!r}: {camera.topic} -> '
-                                   f'{self.resolve_topic_name(prefix + "/labels")}, '
-                                   f'{self.resolve_topic_name(prefix + "/overlay")}')
-            cameras.append(camera)
-        return cameras
 
     # ---------------------------------------------------------------- QoS and subscriptions
     def _try_subscribe(self) -> None:
@@ -250,101 +174,13 @@ class SegmentNode(Node):
             self._check(msg, self.params['max_pixels'])
         except InvalidImage as exc:
             self.mailbox.put_invalid(camera.name, str(exc))
-            self._warn_invalid(camera, exc)
+            self.warn_invalid(camera, exc)
             return
         self.mailbox.put(camera.name, msg, time.perf_counter())
 
-    def _warn_invalid(self, camera: Camera, exc: InvalidImage) -> None:
+    def warn_invalid(self, camera: Camera, exc: InvalidImage) -> None:
         self.get_logger().warning(f'{camera.topic}: invalid frame: {exc}',
                                   throttle_duration_sec=5.0)
-
-    def _work(self) -> None:
-        # Warm up here, in the thread that runs every frame (CUDA state is per thread); frames
-        # arriving meanwhile wait in the mailbox (newest wins).
-        self._warm_sizes = set()
-        try:
-            self.segmenter.warmup()
-        except Exception as exc:  # noqa: B902 - a device that fails here fails every frame
-            self._fail(f'warm-up failed: {type(exc).__name__}: {exc}')
-            return
-        while True:
-            taken = self.mailbox.take()
-            if taken is None:   # closed
-                return
-            name, msg, since = taken
-            try:
-                self._process(self.cameras[name], msg, since)
-            except Exception as exc:  # noqa: B902 - the worker must outlive any one frame
-                if not self.context.ok():
-                    return   # Ctrl-C or shutdown: the publishers' context is gone
-                if self._is_fatal(exc):
-                    self._fail(f'{type(exc).__name__}: {exc}')
-                    return
-                error = f'{type(exc).__name__}: {exc}'
-                self.mailbox.count_error(name, error)
-                self.get_logger().error(f'{self.cameras[name].topic}: {error}',
-                                        throttle_duration_sec=5.0)
-
-    def _process(self, camera: Camera, msg: Any, since: float) -> None:
-        start = time.perf_counter()
-        try:
-            frame = self._decode(msg, self.params['max_pixels'])
-        except InvalidImage as exc:
-            self.mailbox.count_invalid(camera.name, str(exc))
-            self._warn_invalid(camera, exc)
-            return
-        decode_ms = (time.perf_counter() - start) * 1e3
-        want_overlay = (self.params['publish_overlay']
-                        and camera.overlay_pub.get_subscription_count() > 0)
-        size = frame.pixels.shape[:2]
-        if self.segmenter.device.type == 'cuda' and size not in self._warm_sizes:
-            self._warm_sizes.add(size)   # cuDNN picks its kernels for this frame size once
-            self.segmenter.warmup(runs=1, frame_size=size)
-        publish_ms = []
-
-        def publish_labels(labels: Any) -> None:   # before the overlay is rendered
-            started = time.perf_counter()
-            if self.params['publish_labels']:
-                camera.labels_pub.publish(labels_to_image(labels, msg.header))
-            if camera.camera_info is not None:
-                info = camera.camera_info
-                info.header = msg.header   # outputs keep the input's size: no rescaling needed
-                camera.info_pub.publish(info)
-            publish_ms.append((time.perf_counter() - started) * 1e3)
-
-        try:
-            result = self.segmenter.segment(frame.pixels, frame.color_order,
-                                            overlay_alpha=self.params['overlay_alpha'],
-                                            overlay=want_overlay, on_labels=publish_labels)
-        except Exception as exc:  # noqa: B902 - report any inference failure, keep running
-            if self._is_fatal(exc) or not self.context.ok():
-                raise   # a dead device, or shutdown while the labels were being published
-            error = f'{type(exc).__name__}: {exc}'
-            self.mailbox.count_error(camera.name, error)
-            self.get_logger().error(f'{camera.topic}: inference failed: {error}',
-                                    throttle_duration_sec=5.0)
-            return
-        if not result.finite:
-            error = 'the model produced NaN or inf logits; nothing published for this frame'
-            self.mailbox.count_error(camera.name, error, non_finite=True)
-            self.get_logger().error(f'{camera.topic}: {error}', throttle_duration_sec=5.0)
-            return
-        publish_start = time.perf_counter()
-        if want_overlay:
-            camera.overlay_pub.publish(
-                overlay_to_image(result.overlay, result.overlay_order, msg.header))
-        done = time.perf_counter()
-        stages = dict(result.timings_ms, decode=decode_ms,
-                      publish=sum(publish_ms) + (done - publish_start) * 1e3)
-        stages['processing'] = (done - start) * 1e3
-        stages['queue'] = (start - since) * 1e3
-        end_to_end = (self.get_clock().now() - Time.from_msg(msg.header.stamp)).nanoseconds / 1e6
-        stages['end_to_end'] = end_to_end
-        self.mailbox.count_processed(camera.name, end_to_end)
-        if self.params['publish_latency']:
-            camera.latency_pub.publish(latency_record(
-                self.get_name(), self.get_fully_qualified_name(), camera.topic, msg.header,
-                stages))
 
     # ---------------------------------------------------------------- diagnostics
     def _publish_diagnostics(self) -> None:
@@ -360,25 +196,12 @@ class SegmentNode(Node):
         array.header.stamp = self.get_clock().now().to_msg()
         self.diagnostics_pub.publish(array)
 
-    # ---------------------------------------------------------------- parameters at runtime
-    def _validate_parameters(self, parameters: List[Any]) -> SetParametersResult:
-        for parameter in parameters:
-            reason = invalid_reason(parameter.name, parameter.value)
-            if reason:
-                return SetParametersResult(successful=False, reason=reason)
-        return SetParametersResult(successful=True)
-
-    def _apply_parameters(self, parameters: List[Any]) -> None:
-        for parameter in parameters:
-            if parameter.name in self.params:
-                self.params[parameter.name] = parameter.value
-
     @staticmethod
-    def _is_fatal(exc: BaseException) -> bool:
+    def is_fatal(exc: BaseException) -> bool:
         from ..engine import is_fatal_device_error
         return is_fatal_device_error(exc)
 
-    def _fail(self, error: str) -> None:
+    def fail(self, error: str) -> None:
         """End the node on an error every later frame would repeat (a sticky CUDA error)."""
         self.fatal_error = error
         self.get_logger().fatal(f'{error}: the device is unusable until the process restarts; '
@@ -386,8 +209,7 @@ class SegmentNode(Node):
         self.context.try_shutdown()
 
     def close(self) -> None:
-        """Stop the worker (it finishes at most the frame in hand) and destroy the node."""
-        if self._worker is not None:
-            self.mailbox.close()
-            self._worker.join(timeout=1.0)
+        """Stop the pipeline (each thread finishes at most the frame in hand); destroy the node."""
+        if self._pipeline is not None:
+            self._pipeline.close(timeout=1.0)
         self.destroy_node()

@@ -81,6 +81,11 @@ PARAMETERS: Tuple[ParamSpec, ...] = (
               choices=('auto', 'torch', 'onnxruntime')),
     ParamSpec('precision', 'auto', 'auto (fp16 on CUDA, fp32 on CPU), fp32 or fp16 (CUDA only).',
               choices=('auto', 'fp32', 'fp16')),
+    ParamSpec('pipeline', True, 'Overlap consecutive frames: one thread runs the network on '
+              'frame n while another makes and publishes the labels and overlay of frame n-1; '
+              'false = one thread, one frame at a time.'),
+    ParamSpec('inference_threads', 0, 'Threads of the network\'s forward pass (ONNX Runtime '
+              'intra-op, or PyTorch on the CPU); 0 = auto (every core).', int_range=(0, 256)),
     ParamSpec('input_height', 0, "Model input height; 0 = the checkpoint's input size.",
               int_range=(0, 4096)),
     ParamSpec('input_width', 0, "Model input width; 0 = the checkpoint's input size.",
@@ -114,7 +119,7 @@ SPECS: Dict[str, ParamSpec] = {p.name: p for p in PARAMETERS}
 
 # The per-frame ~/latency record: each value is published as '<stage>_ms'.
 LATENCY_STAGES = ('decode', 'preprocess', 'inference', 'postprocess', 'overlay', 'publish',
-                  'queue', 'processing', 'end_to_end')
+                  'queue', 'handoff', 'processing', 'end_to_end')
 
 # Topics the node publishes, relative to the node (~/...): name, type, contents. With several
 # cameras each camera's outputs are under ~/<camera>/.
@@ -125,8 +130,9 @@ OUTPUT_TOPICS: Tuple[Tuple[str, str, str, str, str], ...] = (
     ('overlay', 'sensor_msgs/Image', 'bgr8 for bgr8/bgra8 input, else rgb8', 'the input\'s',
      'class colours blended over the frame at its size; rendered only while subscribed'),
     ('latency', 'diagnostic_msgs/DiagnosticArray', '-', 'the input\'s',
-     'per frame: decode, preprocess, inference, postprocess (labels), overlay, publish, queue, '
-     'processing and end-to-end (now - stamp) times in ms'),
+     'per frame: decode, preprocess, inference, postprocess (labels), overlay, publish, queue '
+     '(waiting for the network), handoff (waiting between the pipeline\'s threads), processing '
+     'and end-to-end (now - stamp) times in ms'),
     ('camera_info', 'sensor_msgs/CameraInfo', '-', 'the input\'s',
      'the camera\'s CameraInfo (sibling camera_info topic), when the camera publishes one'),
 )

@@ -51,7 +51,8 @@ def main(args: Optional[List[str]] = None) -> int:
         from rclpy.executors import ExternalShutdownException
 
         from .fastdds import node_profile, PROFILE_VARIABLE
-        from .node import ConfigError, SegmentNode
+        from .declare import ConfigError
+        from .node import SegmentNode
         from .parameters import NODE_NAME
     finally:
         signal.signal(signal.SIGINT, after)

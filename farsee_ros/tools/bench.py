@@ -31,7 +31,7 @@ import argparse
 import json
 import platform
 import time
-from typing import Any, Callable, Dict, List, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Tuple
 
 import torch
 
@@ -43,7 +43,6 @@ PEERS = ('lraspp_mobilenet_v3_large', 'deeplabv3_mobilenet_v3_large', 'fcn_resne
          'deeplabv3_resnet50')
 SIZES = ((512, 768), (1024, 2048))
 NUM_CLASSES = 19
-NODE_RATES = (1, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -103,7 +102,11 @@ def build(name: str) -> torch.nn.Module:
         return build_model(name, num_classes=NUM_CLASSES)
     if name in PEERS:
         return _Logits(peer(name))
-    raise ValueError(f'unknown model {name!r}; accepted: {", ".join((*VARIANTS, *PEERS))}')
+    raise _unknown(name)
+
+
+def _unknown(name: str) -> ValueError:
+    return ValueError(f'unknown model {name!r}; accepted: {", ".join((*VARIANTS, *PEERS))}')
 
 
 def configurations(device: torch.device, compile_too: bool, quick: bool) -> List[str]:
@@ -225,26 +228,15 @@ def machine_name(device: torch.device) -> str:
     return text
 
 
-def node_latency(device: str, frames: int, rates: Sequence[float]) -> Dict[str, Any]:
+def node_latency(device: str, frames: int) -> Dict[str, Any]:
     """End-to-end through DDS at 2048x1024: 30 Hz, then the highest rate with < 5% drops."""
-    from .bench_node import measure
+    from .bench_node import max_rate, measure
 
-    def at(rate: float) -> Dict[str, Any]:
-        return measure(device=device, size=(1024, 2048), rate=rate, frames=frames,
-                       warmup=max(5, frames // 10), overlay=False)
-
-    result: Dict[str, Any] = {'at_30hz': at(30.0)}
-    best = None
-    for rate in rates:
-        run = at(rate)
-        share = run['dropped'] / max(1, run['frames_sent'])
-        result.setdefault('sweep', []).append({'rate_hz': rate, 'dropped_share': share,
-                                               'latency_ms': run['subscriber_latency_ms']})
-        if share >= 0.05:
-            break
-        best = rate
-    result['max_rate_under_5pct_drops_hz'] = best
-    return result
+    at30 = measure(device=device, size=(1024, 2048), rate=30.0, frames=frames,
+                   warmup=max(5, frames // 10), overlay=False)
+    search = max_rate(device=device, size=(1024, 2048), high=60.0, overlay=False)
+    return {'at_30hz': at30, 'max_rate': search,
+            'max_rate_under_5pct_drops_hz': search['max_rate_hz']}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -253,6 +245,9 @@ def run(args: argparse.Namespace) -> int:
     if warning:
         print(warning)
     models = args.models or [*VARIANTS, *PEERS]
+    for name in models:   # before any timing: a typo ends the run at once
+        if name not in (*VARIANTS, *PEERS):
+            raise _unknown(name)
     if 'farseenet' not in models:
         models = ['farseenet', *models]
     sizes = SIZES[:1] if args.quick else SIZES
@@ -281,7 +276,7 @@ def run(args: argparse.Namespace) -> int:
     print(table)
     report.update(runs=runs, warmup=warmup, model_only=rows)
     if not args.quick and not args.no_node:
-        report['node'] = node_latency(args.device, args.node_frames, NODE_RATES)
+        report['node'] = node_latency(args.device, args.node_frames)
         at30 = report['node']['at_30hz']
         print(f'\nsegment_node 2048x1024 @ 30 Hz: subscriber latency p50 '
               f'{at30["subscriber_latency_ms"]["p50"]:.1f} ms, p99 '

@@ -50,6 +50,7 @@ STATISTICS = ('p50', 'p95', 'p99', 'max')
 SOAK_STATISTICS = ('p50', 'p99', 'max')
 IMAGE_TOPIC = '/bench/image_raw'
 DIAGNOSTICS_TOPIC = '/diagnostics'
+MAX_RATE_DROP_LIMIT = 0.05   # --max-rate: sustained = under 5% of frames unprocessed
 RSS_GROWTH_LIMIT_MIB = 50.0   # the soak's bar: the node's resident memory grows less than this
 QUIET_S = 4.0   # counters unchanged this long after the soak: settled (> the 3 s DDS heartbeat)
 # --transport: the Fast DDS setting of both ends (the node and this process's subscriber).
@@ -76,6 +77,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='overload and soak mode: send frames at up to --rate for SECONDS; '
                         'report latency p50/p99/max, frames sent/processed/dropped/lost from '
                         "the node's counters, the node process's memory and whether it crashed")
+    parser.add_argument('--max-rate', type=_positive, nargs='?', const=120.0, metavar='HIGH',
+                        help="throughput mode: find the highest input rate (5 to HIGH Hz, "
+                        "default 120) with < 5%% of frames unprocessed, by ros2_benchmark's "
+                        'binary search and linear scan, confirmed by a load of --soak seconds '
+                        '(default 20)')
+    parser.add_argument('--probe-seconds', type=_positive, default=8.0,
+                        help='--max-rate: length of each search load')
+    parser.add_argument('--variants', nargs='+', metavar='NAME:=VALUE[,...]',
+                        help='--max-rate: node configurations searched one after the other in '
+                        'this run ("" = the defaults, e.g. "" "pipeline:=false"); the table '
+                        'gives each one\'s ratio to the first')
+    parser.add_argument('--cameras', type=int, default=1, metavar='N',
+                        help='--soak and --max-rate: N cameras, each sending at the rate (the '
+                        "node's image_topics); drops are judged per camera")
+    parser.add_argument('--cameras-together', action='store_true',
+                        help='--cameras: publish every camera\'s frame at the same tick '
+                        '(synchronised cameras) instead of evenly spaced in the period')
+    parser.add_argument('--param', action='append', default=[], metavar='NAME:=VALUE',
+                        help='a node parameter for every run (repeatable), e.g. '
+                        'inference_threads:=1')
     parser.add_argument('--warmup', type=int, default=20, help='frames sent first, not counted')
     parser.add_argument('--transport', nargs='+', default=['default'], choices=list(TRANSPORTS),
                         help='Fast DDS setting of both ends, one run each: default (what a '
@@ -109,7 +130,8 @@ def _untrained_checkpoint(folder: str) -> str:
 
 def measure(*, model: Optional[str] = None, device: str = 'auto', backend: str = 'auto',
             size: Sequence[int] = (1024, 2048), rate: float = 30.0, frames: int = 150,
-            warmup: int = 20, overlay: bool = True, transport: str = 'default') -> Dict[str, Any]:
+            warmup: int = 20, overlay: bool = True, transport: str = 'default',
+            params: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """Start segment_node, send `frames` bgr8 frames of `size` at `rate` Hz, summarise."""
     # Discovery stays at the ROS default (SUBNET) because LOCALHOST makes rmw_fastrtps ignore
     # FASTDDS_BUILTIN_TRANSPORTS (docs/qos.md); node_run gives the run its own domain.
@@ -119,10 +141,9 @@ def measure(*, model: Optional[str] = None, device: str = 'auto', backend: str =
     with _transport_environment(transport), tempfile.TemporaryDirectory() as folder:
         playback = play(sequence, IMAGE_TOPIC, model=model or _untrained_checkpoint(folder),
                         device=device, backend=backend, rate=rate, overlay=overlay,
-                        warmup=warmup, drain=10.0,
-                        desc='bench_node')
+                        warmup=warmup, drain=10.0, desc='bench_node', params=params)
     results = summarise(playback, size=size, rate=rate, overlay=overlay)
-    results.update(transport=transport, device_log=[playback.node])
+    results.update(transport=transport, params=dict(params or {}), device_log=[playback.node])
     return results
 
 
@@ -151,12 +172,15 @@ def _transport_environment(transport: str) -> Iterator[None]:
 
 def run(args: argparse.Namespace) -> int:
     """Measure (or soak), print the tables and write the JSON report."""
+    if args.max_rate:
+        return _run_max_rate(args)
     if args.soak:
         return _run_soak(args)
     runs = [measure(model=args.model, device=args.device, backend=args.backend,
                     size=args.size, rate=args.rate,
                     frames=args.frames, warmup=args.warmup, overlay=not args.no_overlay,
-                    transport=transport) for transport in args.transport]
+                    transport=transport, params=node_params(args.param))
+            for transport in args.transport]
     for results in runs:
         _print(results)
     results = runs[0] if len(runs) == 1 else {'runs': runs}
@@ -235,17 +259,11 @@ def _print(results: Dict[str, Any]) -> None:
 
 
 # ------------------------------------------------------------------ --soak: overload and soak
-def soak(*, model: Optional[str] = None, device: str = 'auto', backend: str = 'auto',
-         size: Sequence[int] = (1024, 2048), rate: float = 100.0, seconds: float = 60.0,
-         warmup: int = 20, overlay: bool = True, transport: str = 'default') -> Dict[str, Any]:
-    """
-    Send bgr8 frames of `size` at up to `rate` Hz for `seconds` through segment_node.
-
-    After `warmup` round trips, publishes as fast as it can up to `rate`, then waits until
-    the node's counters settle. Returns the rate achieved, what became of the frames (the
-    node's /diagnostics counters over the soak), the end-to-end latency of those that came
-    back, the node process's memory and its exit code (None: it ran throughout).
-    """
+@contextlib.contextmanager
+def _loaded_node(*, model: Optional[str], device: str, backend: str, size: Sequence[int],
+                 warmup: int, overlay: bool, transport: str, params: Optional[Dict[str, Any]],
+                 cameras: int = 1) -> Iterator[Tuple[Any, 'SoakRecorder', Any]]:
+    """Start segment_node on `cameras` cameras, warm it up; yield (NodeRun, recorder, frame)."""
     from diagnostic_msgs.msg import DiagnosticArray
 
     from .harness import image_message
@@ -253,39 +271,91 @@ def soak(*, model: Optional[str] = None, device: str = 'auto', backend: str = 'a
 
     pixels = _pixels(size)
     with _transport_environment(transport), tempfile.TemporaryDirectory() as folder, \
-            NodeRun(IMAGE_TOPIC, model=model or _untrained_checkpoint(folder), device=device,
-                    backend=backend, overlay=overlay, name='soak') as node_run:
+            NodeRun(camera_topics(cameras)[0], model=model or _untrained_checkpoint(folder),
+                    device=device, backend=backend, overlay=overlay, name='soak',
+                    params=params, more_cameras=camera_topics(cameras)[1:]) as node_run:
         node_run.client.collect(DiagnosticArray, DIAGNOSTICS_TOPIC, depth=RECORD_DEPTH)
         node_run.wait_until_subscribed()
         node_run.warm_up(BagFrame(0, 'bench', 'bgr8', pixels), warmup)
-        recorder = SoakRecorder(node_run)
-        baseline = recorder.counters_after(node_run.client.now_ns(), timeout=10.0)
-        if baseline is None:
-            node_run.check_alive()
-            raise RuntimeError(f'segment_node published no {DIAGNOSTICS_TOPIC} after warm-up')
-        print(f'soak: {seconds:g} s at up to {rate:g} Hz ...', file=sys.stderr, flush=True)
+        yield node_run, SoakRecorder(node_run), image_message(pixels, 'bgr8', 0, 'bench')
+
+
+def camera_topics(cameras: int) -> List[str]:
+    """Return the image topics of `cameras` benchmark cameras (one: IMAGE_TOPIC)."""
+    if cameras < 1:
+        raise ValueError(f'cameras={cameras}: give 1 or more')
+    return [IMAGE_TOPIC] if cameras == 1 else [f'/bench/cam{i}/image_raw'
+                                               for i in range(cameras)]
+
+
+def _load(node_run, recorder: 'SoakRecorder', msg: Any, *, rate: float, seconds: float,
+          together: bool = False) -> Dict[str, Any]:
+    """
+    Send `msg` to every camera at up to `rate` Hz each for `seconds`; account for every frame.
+
+    'frames' counts over all cameras, 'cameras' per camera topic.
+    """
+    baseline = recorder.counters_after(node_run.client.now_ns(), timeout=10.0)
+    if baseline is None:
+        node_run.check_alive()
+        raise RuntimeError(f'segment_node published no {DIAGNOSTICS_TOPIC} before the load')
+    stamps, publisher = publish_for(node_run, recorder, msg, rate=rate, seconds=seconds,
+                                    together=together)
+    final, settled = recorder.settle(after_ns=node_run.client.now_ns(),
+                                     sent={t: len(v) for t, v in stamps.items()},
+                                     baseline=baseline)
+    every = [stamp for sent in stamps.values() for stamp in sent]
+    cameras = {topic: account(sent=len(sent), before=baseline[topic], after=final[topic],
+                              settled=settled, returned=sum(s in recorder.labels for s in sent))
+               for topic, sent in stamps.items()}
+    total = {key: sum(c[key] for c in cameras.values()) for key in next(iter(cameras.values()))
+             if key not in ('counters_settled', 'every_frame_accounted', 'node_counters')}
+    total.update(counters_settled=settled, every_frame_accounted=all(
+        c['every_frame_accounted'] for c in cameras.values()))
+    return {
+        'rate_hz': rate, 'seconds': seconds, **publisher,
+        'frames': total if len(cameras) > 1 else next(iter(cameras.values())),
+        'cameras': cameras,
+        'latency_ms': percentiles([(recorder.labels[s] - s) / 1e6 for s in every
+                                   if s in recorder.labels], SOAK_STATISTICS),
+        'node_processing_ms': percentiles([recorder.processing_ms[s] for s in every
+                                           if s in recorder.processing_ms], SOAK_STATISTICS),
+        'node_values': dict(recorder.values[node_run.image_topic]),
+    }
+
+
+def soak(*, model: Optional[str] = None, device: str = 'auto', backend: str = 'auto',
+         size: Sequence[int] = (1024, 2048), rate: float = 100.0, seconds: float = 60.0,
+         warmup: int = 20, overlay: bool = True, transport: str = 'default',
+         params: Optional[Dict[str, Any]] = None, cameras: int = 1,
+         together: bool = False) -> Dict[str, Any]:
+    """
+    Send bgr8 frames of `size` at up to `rate` Hz (per camera) for `seconds` through segment_node.
+
+    After `warmup` round trips, publishes as fast as it can up to `rate`, then waits until
+    the node's counters settle. Returns the rate achieved, what became of the frames (the
+    node's /diagnostics counters over the soak), the end-to-end latency of those that came
+    back, the node process's memory and its exit code (None: it ran throughout).
+    """
+    with _loaded_node(model=model, device=device, backend=backend, size=size, warmup=warmup,
+                      overlay=overlay, transport=transport, params=params,
+                      cameras=cameras) as (node_run, recorder, msg):
+        each = f' on each of {cameras} cameras' if cameras > 1 else ''
+        print(f'soak: {seconds:g} s at up to {rate:g} Hz{each} ...', file=sys.stderr, flush=True)
         with RssSampler(node_run.node.process.pid) as memory:
-            stamps, publisher = publish_for(node_run, recorder,
-                                            image_message(pixels, 'bgr8', 0, 'bench'),
-                                            rate=rate, seconds=seconds)
-            final, settled = recorder.settle(after_ns=node_run.client.now_ns(),
-                                             sent=len(stamps), baseline=baseline)
+            load = _load(node_run, recorder, msg, rate=rate, seconds=seconds,
+                         together=together)
         exit_code = node_run.node.process.poll()
         log_tail = node_run.node.log().strip().splitlines()[-5:]
         qos = node_run.camera.qos_profile
     return {
         'mode': 'soak', 'frame': f'{size[0]}x{size[1]} bgr8', 'transport': transport,
-        'overlay_subscribed': overlay, 'seconds': seconds, 'rate_hz': rate, **publisher,
+        'overlay_subscribed': overlay, 'camera_count': cameras, 'cameras_together': together,
+        **load,
         'publisher_qos': {'reliability': qos.reliability.name.lower(),
                           'history': qos.history.name.lower(), 'depth': qos.depth,
                           'durability': qos.durability.name.lower()},
-        'node_subscription_reliability': recorder.values.get('qos_reliability'),
-        'frames': account(sent=len(stamps), before=baseline, after=final, settled=settled,
-                          returned=sum(s in recorder.labels for s in stamps)),
-        'latency_ms': percentiles([(recorder.labels[s] - s) / 1e6 for s in stamps
-                                   if s in recorder.labels], SOAK_STATISTICS),
-        'node_processing_ms': percentiles([recorder.processing_ms[s] for s in stamps
-                                           if s in recorder.processing_ms], SOAK_STATISTICS),
+        'node_subscription_reliability': load['node_values'].get('qos_reliability'),
         'node_memory_mib': memory.summary(),
         'node_exit': {'crashed': exit_code is not None, 'exit_code_during_run': exit_code,
                       'exit_code_after_sigint': node_run.node.process.returncode,
@@ -294,42 +364,138 @@ def soak(*, model: Optional[str] = None, device: str = 'auto', backend: str = 'a
     }
 
 
-def publish_for(node_run, recorder: 'SoakRecorder', msg: Any, *, rate: float,
-                seconds: float) -> Tuple[List[int], Dict[str, Any]]:
+# ------------------------------------------------------------------ --max-rate: throughput
+def sustained(load: Dict[str, Any], limit: float = MAX_RATE_DROP_LIMIT) -> bool:
     """
-    Publish `msg`, stamped anew each time, at up to `rate` Hz for `seconds`; return what was sent.
+    Say whether the node kept up with a load: under `limit` of the frames sent went unprocessed.
+
+    Unprocessed: dropped by the newest-frame-wins mailbox, lost before the node, invalid or
+    failed; with several cameras, each camera on its own (none may starve). The publisher must
+    also have reached 95% of the rate asked for (else the sender, not the node, was the
+    limit).
+    """
+    return load['achieved_rate_hz'] >= 0.95 * load['rate_hz'] and all(
+        frames['sent'] > 0 and frames['sent'] - frames['processed'] < limit * frames['sent']
+        for frames in load['cameras'].values())
+
+
+def max_rate(*, model: Optional[str] = None, device: str = 'auto', backend: str = 'auto',
+             size: Sequence[int] = (360, 480), low: float = 5.0, high: float = 120.0,
+             probe_seconds: float = 8.0, seconds: float = 20.0, step: float = 2.5,
+             warmup: int = 20, overlay: bool = True, transport: str = 'default',
+             params: Optional[Dict[str, Any]] = None, cameras: int = 1,
+             together: bool = False) -> Dict[str, Any]:
+    """
+    Find the highest input rate the node sustains with < 5% of frames unprocessed.
+
+    ros2_benchmark's peak-throughput search: one node, warmed up, gets loads of
+    `probe_seconds` each; a binary search between `low` and `high` Hz narrows to `step`, a
+    linear scan then steps up from the highest rate passed until one fails, and a final load
+    of `seconds` at the rate found confirms it (stepping down while it does not).
+    """
+    probes: List[Dict[str, Any]] = []
+    with _loaded_node(model=model, device=device, backend=backend, size=size, warmup=warmup,
+                      overlay=overlay, transport=transport, params=params,
+                      cameras=cameras) as (node_run, recorder, msg):
+        def probe(rate: float, duration: float, phase: str) -> bool:
+            load = _load(node_run, recorder, msg, rate=rate, seconds=duration,
+                         together=together)
+            load.update(phase=phase, sustained=sustained(load))
+            probes.append(load)
+            f = load['frames']
+            print(f"{phase}: {rate:.1f} Hz for {duration:g} s: sent {f['sent']}, processed "
+                  f"{f['processed']}, dropped {f['dropped']}, lost {f['lost_before_node']} -> "
+                  f"{'kept up' if load['sustained'] else 'did not keep up'}",
+                  file=sys.stderr, flush=True)
+            return load['sustained']
+
+        probe((low + high) / 2, probe_seconds, 'trial (not counted)')
+        lower, upper = low, high
+        if not probe(low, probe_seconds, 'lower bound'):
+            upper = lower = low
+        while upper - lower > step:
+            middle = (lower + upper) / 2
+            if probe(middle, probe_seconds, 'binary search'):
+                lower = middle
+            else:
+                upper = middle
+        found = lower
+        while found > low and found + step <= high and \
+                probe(found + step, probe_seconds, 'linear scan'):
+            found += step
+        confirmed = None
+        while found >= low and confirmed is None:
+            if probe(found, seconds, 'confirmation'):
+                confirmed = found
+            else:
+                found -= step
+        line = node_run.node_line
+    final = probes[-1]
+    return {
+        'mode': 'max-rate', 'frame': f'{size[0]}x{size[1]} bgr8', 'transport': transport,
+        'overlay_subscribed': overlay, 'params': dict(params or {}), 'camera_count': cameras,
+        'cameras_together': together,
+        'max_rate_hz': confirmed, 'drop_limit': MAX_RATE_DROP_LIMIT,
+        'search': {'low_hz': low, 'high_hz': high, 'step_hz': step,
+                   'probe_seconds': probe_seconds, 'confirmation_seconds': seconds},
+        'confirmation': {k: final[k] for k in (
+            'rate_hz', 'achieved_rate_hz', 'frames', 'cameras', 'latency_ms',
+            'node_processing_ms')},
+        'stage_p50_ms': {k[len('stage_'):-len('_p50_ms')]: v
+                         for k, v in final['node_values'].items() if k.startswith('stage_')},
+        'probes': [{k: p[k] for k in ('phase', 'rate_hz', 'achieved_rate_hz', 'sustained')}
+                   | {'sent': p['frames']['sent'], 'processed': p['frames']['processed']}
+                   for p in probes],
+        'device_log': [line],
+    }
+
+
+def publish_for(node_run, recorder: 'SoakRecorder', msg: Any, *, rate: float, seconds: float,
+                together: bool = False) -> Tuple[Dict[str, List[int]], Dict[str, Any]]:
+    """
+    Publish `msg`, stamped anew each time, to every camera at up to `rate` Hz each for `seconds`.
 
     Stops early if the node exits; drains `recorder` every second. Returns the stamps sent
-    and the publisher's figures (rate achieved, publish() call times, failures).
+    per camera topic and the publisher's figures (rate achieved per camera, publish() call
+    times, failures). Several cameras publish evenly spaced within each period (independent
+    cameras), or with `together` one right after the other at each tick (hardware-synchronised
+    cameras: their frames wait in the node together, the hardest case for fairness).
 
     A publish() that raises (Fast DDS's reliable writer gives up when its history stays full
     of unacknowledged frames) is counted as failed, not sent, and the soak goes on.
     """
-    stamps: List[int] = []
+    stamps: Dict[str, List[int]] = {stream.image_topic: [] for stream in node_run.streams}
     calls_ms: List[float] = []
     failures: List[str] = []
+    count = len(node_run.streams)
+    events = 0   # (tick, camera) pairs published so far
     start = time.monotonic()
     next_drain = start + 1.0
     while node_run.node.alive():
-        due = start + len(calls_ms) / rate   # behind schedule: publish at once, as fast as it can
-        if due >= start + seconds:
+        tick, camera = divmod(events, count)
+        # behind schedule: publish at once, as fast as it can
+        due = start + (tick + (0.0 if together else camera / count)) / rate
+        if start + tick / rate >= start + seconds:
             break
         time.sleep(max(0.0, due - time.monotonic()))
-        stamp = node_run.client.now_ns()
-        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
-        before = time.perf_counter()
-        try:
-            node_run.camera.publish(msg)
-            stamps.append(stamp)
-        except RuntimeError as exc:   # rclpy's RCLError
-            failures.append(str(exc))
-        calls_ms.append((time.perf_counter() - before) * 1e3)
+        events += 1
+        for stream in node_run.streams[camera:camera + 1]:
+            stamp = node_run.client.now_ns()
+            msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
+            before = time.perf_counter()
+            try:
+                stream.publisher.publish(msg)
+                stamps[stream.image_topic].append(stamp)
+            except RuntimeError as exc:   # rclpy's RCLError
+                failures.append(str(exc))
+            calls_ms.append((time.perf_counter() - before) * 1e3)
         if time.monotonic() >= next_drain:
             recorder.drain()
             next_drain += 1.0
     elapsed = time.monotonic() - start
+    sent = min(len(v) for v in stamps.values())
     return stamps, {'publish_seconds': round(elapsed, 3),
-                    'achieved_rate_hz': len(stamps) / elapsed if elapsed > 0 else 0.0,
+                    'achieved_rate_hz': sent / elapsed if elapsed > 0 else 0.0,
                     'publish_call_ms': percentiles(calls_ms, SOAK_STATISTICS),
                     'publish_failed': len(failures), 'publish_error': failures[-1:]}
 
@@ -358,39 +524,51 @@ def account(*, sent: int, before: Dict[str, int], after: Dict[str, int], settled
 
 
 class SoakRecorder:
-    """What came back during a soak, taken off the client every second (its memory stays flat)."""
+    """
+    What came back during a soak, taken off the client every second (its memory stays flat).
+
+    Counters are per camera image topic, from the node's /diagnostics arrays (one status per
+    camera in each).
+    """
 
     def __init__(self, node_run):
         self.node_run = node_run
+        self.topics = [stream.image_topic for stream in node_run.streams]
         self.labels: Dict[int, int] = {}            # stamp -> first labels' receive time (ns)
         self.processing_ms: Dict[int, float] = {}   # stamp -> the node's processing time
-        self.counters: List[Tuple[int, Dict[str, int]]] = []   # (diagnostics stamp, counters)
-        self.values: Dict[str, str] = {}            # the latest camera status's values
+        # (diagnostics stamp, {camera topic: counters}), from arrays holding every camera
+        self.counters: List[Tuple[int, Dict[str, Dict[str, int]]]] = []
+        self.values: Dict[str, Dict[str, str]] = {t: {} for t in self.topics}   # the latest
 
     def drain(self) -> None:
         """Take every message recorded so far off the client and keep what the soak needs."""
         from .harness import latency_stages, stamp_ns
 
-        client, node_run = self.node_run.client, self.node_run
+        client, streams = self.node_run.client, self.node_run.streams
         with client.lock:
             taken = {topic: messages[:] for topic, messages in client.received.items()}
             for messages in client.received.values():
                 del messages[:]
-        for received_ns, msg in taken.get(node_run.labels_topic, []):
-            self.labels.setdefault(stamp_ns(msg.header), received_ns)
-        for _, msg in taken.get(node_run.latency_topic, []):
-            self.processing_ms.setdefault(stamp_ns(msg.header),
-                                          latency_stages(msg)['processing'])
+        for stream in streams:
+            for received_ns, msg in taken.get(stream.labels_topic, []):
+                self.labels.setdefault(stamp_ns(msg.header), received_ns)
+            for _, msg in taken.get(stream.latency_topic, []):
+                self.processing_ms.setdefault(stamp_ns(msg.header),
+                                              latency_stages(msg)['processing'])
         for _, msg in taken.get(DIAGNOSTICS_TOPIC, []):
+            counts = {}
             for status in msg.status:
-                if status.name.endswith(f': {node_run.image_topic}'):
-                    self.values = {kv.key: kv.value for kv in status.values}
-                    self.counters.append((stamp_ns(msg.header), {
-                        key[len('frames_'):]: int(value) for key, value in self.values.items()
-                        if key.startswith('frames_')}))
+                topic = status.name.rsplit(': ', 1)[-1]
+                if topic in self.values:
+                    self.values[topic] = {kv.key: kv.value for kv in status.values}
+                    counts[topic] = {key[len('frames_'):]: int(value) for key, value
+                                     in self.values[topic].items() if key.startswith('frames_')}
+            if len(counts) == len(self.topics):
+                self.counters.append((stamp_ns(msg.header), counts))
 
-    def counters_after(self, after_ns: int, timeout: float) -> Optional[Dict[str, int]]:
-        """Return the node's counters from its first /diagnostics stamped after `after_ns`."""
+    def counters_after(self, after_ns: int,
+                       timeout: float) -> Optional[Dict[str, Dict[str, int]]]:
+        """Return each camera's counters from the first /diagnostics stamped after `after_ns`."""
         deadline = time.monotonic() + timeout
         while True:
             self.drain()
@@ -399,13 +577,15 @@ class SoakRecorder:
                 return later[0] if later else None
             time.sleep(0.1)
 
-    def settle(self, *, after_ns: int, sent: int, baseline: Dict[str, int],
-               timeout: float = 30.0) -> Tuple[Dict[str, int], bool]:
+    def settle(self, *, after_ns: int, sent: Dict[str, int],
+               baseline: Dict[str, Dict[str, int]],
+               timeout: float = 30.0) -> Tuple[Dict[str, Dict[str, int]], bool]:
         """
         Wait until the node's counters (stamped after `after_ns`) settle; return them, settled.
 
-        Settled: every frame received was handled, and either all `sent` arrived or the
-        counters stayed unchanged for QUIET_S (a reliable repair may deliver late ones).
+        Settled: every frame received was handled, and either all `sent` (per camera topic)
+        arrived or the counters stayed unchanged for QUIET_S (a reliable repair may deliver
+        late ones).
         """
         deadline = time.monotonic() + timeout
         latest, changed = None, time.monotonic()
@@ -414,8 +594,9 @@ class SoakRecorder:
             later = [counts for stamp, counts in self.counters if stamp > after_ns]
             if later and later[-1] != latest:
                 latest, changed = later[-1], time.monotonic()
-            if latest is not None and _handled_all(latest) and (
-                    latest['received'] - baseline['received'] >= sent
+            if latest is not None and all(_handled_all(c) for c in latest.values()) and (
+                    all(latest[t]['received'] - baseline[t]['received'] >= n
+                        for t, n in sent.items())
                     or time.monotonic() - changed >= QUIET_S):
                 time.sleep(0.5)   # the last frame's labels: published before its counters
                 self.drain()
@@ -507,7 +688,9 @@ def _run_soak(args: argparse.Namespace) -> int:
     runs = [soak(model=args.model, device=args.device, backend=args.backend, size=args.size,
                  rate=args.rate,
                  seconds=args.soak, warmup=args.warmup, overlay=not args.no_overlay,
-                 transport=transport) for transport in args.transport]
+                 transport=transport, params=node_params(args.param), cameras=args.cameras,
+                 together=args.cameras_together)
+            for transport in args.transport]
     for results in runs:
         _print_soak(results)
     _write_report(args.report, runs[0] if len(runs) == 1 else {'runs': runs})
@@ -524,9 +707,12 @@ def _print_soak(r: Dict[str, Any]) -> None:
     print('| publish failed | sent | node received | processed | dropped | invalid | errors '
           '| lost before node | counted lost by the node | unaccounted | labels back |')
     print('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |')
-    print(f"| {r['publish_failed']} | {f['sent']} | {f['node_received']} | {f['processed']} | "
-          f"{f['dropped']} | {f['invalid']} | {f['errors']} | {f['lost_before_node']} | "
-          f"{f['node_counted_lost']} | {f['unaccounted_in_node']} | {f['labels_returned']} |")
+    rows = [('', f)] + (list(r['cameras'].items()) if len(r['cameras']) > 1 else [])
+    for camera, c in rows:
+        print(f"| {camera or r['publish_failed']} | {c['sent']} | {c['node_received']} | "
+              f"{c['processed']} | {c['dropped']} | {c['invalid']} | {c['errors']} | "
+              f"{c['lost_before_node']} | {c['node_counted_lost']} | "
+              f"{c['unaccounted_in_node']} | {c['labels_returned']} |")
     print('| ms | p50 | p99 | max |')
     print('| --- | ---: | ---: | ---: |')
     for key, label in (('latency_ms', 'end to end (labels received - stamp)'),
@@ -558,3 +744,50 @@ def _print_soak(r: Dict[str, Any]) -> None:
     print('node: ' + (f"CRASHED, exit code {e['exit_code_during_run']}: "
                       + ' / '.join(e['log_tail']) if e['crashed'] else
                       f"ran throughout; exit code {e['exit_code_after_sigint']} after SIGINT"))
+
+
+def node_params(assignments: Sequence[str]) -> Dict[str, str]:
+    """Parse NAME:=VALUE assignments (each may hold several, comma-separated) into a dict."""
+    params = {}
+    for text in assignments:
+        for item in filter(None, (part.strip() for part in text.split(','))):
+            name, sep, value = item.partition(':=')
+            if not sep or not name:
+                raise SystemExit(f'bench-node: node parameter {item!r}: write NAME:=VALUE '
+                                 '(e.g. pipeline:=false)')
+            params[name] = value
+    return params
+
+
+def _run_max_rate(args: argparse.Namespace) -> int:
+    common = node_params(args.param)
+    variants = args.variants or ['']
+    runs = []
+    for transport in args.transport:
+        for variant in variants:
+            params = dict(common, **node_params([variant]))
+            runs.append(max_rate(model=args.model, device=args.device, backend=args.backend,
+                                 size=args.size, high=args.max_rate,
+                                 probe_seconds=args.probe_seconds, seconds=args.soak or 20.0,
+                                 warmup=args.warmup, overlay=not args.no_overlay,
+                                 transport=transport, params=params, cameras=args.cameras,
+                                 together=args.cameras_together))
+    reference = runs[0]['max_rate_hz']
+    print(f"segment_node throughput, {runs[0]['frame']}, highest input rate with < "
+          f"{MAX_RATE_DROP_LIMIT:.0%} of frames unprocessed; "
+          f"{runs[0]['device_log'][0].split(']: ')[-1]}")
+    print('| transport | node parameters | max rate (Hz) | ratio | confirmation: sent | '
+          'processed | latency p50 / p99 (ms) | stage p50 (ms) |')
+    print('| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |')
+    for r in runs:
+        c, rate = r['confirmation'], r['max_rate_hz']
+        ratio = f'{rate / reference:.2f}' if rate and reference else '-'
+        stages = ', '.join(f'{k} {v}' for k, v in r['stage_p50_ms'].items()
+                           if k in ('inference', 'postprocess', 'overlay', 'publish', 'handoff',
+                                    'processing'))
+        params = ', '.join(f'{k}:={v}' for k, v in r['params'].items()) or 'defaults'
+        print(f"| {r['transport']} | {params} | {_ms(rate) if rate else 'none'} | {ratio} | "
+              f"{c['frames']['sent']} | {c['frames']['processed']} | "
+              f"{_ms(c['latency_ms']['p50'])} / {_ms(c['latency_ms']['p99'])} | {stages} |")
+    _write_report(args.report, runs[0] if len(runs) == 1 else {'runs': runs})
+    return 0 if all(r['max_rate_hz'] for r in runs) else 1

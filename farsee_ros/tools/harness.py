@@ -85,10 +85,11 @@ class NodeProcess:
 
     @classmethod
     def for_camera(cls, log_dir, image_topic: str, model: Optional[str] = None,
-                   device: str = 'auto', name: str = 'node',
-                   backend: str = 'auto') -> 'NodeProcess':
+                   device: str = 'auto', name: str = 'node', backend: str = 'auto',
+                   params: Optional[Dict[str, Any]] = None) -> 'NodeProcess':
         """Start segment_node on one camera topic; `model` None = the default weights."""
-        params = {'device': device, 'backend': backend, 'image_topics': f'[{image_topic}]'}
+        params = {'device': device, 'backend': backend, 'image_topics': f'[{image_topic}]',
+                  **(params or {})}
         if model:
             params['model_path'] = os.path.abspath(model)
         return cls(log_dir, params, name=name)

@@ -37,6 +37,17 @@ RECORD_DEPTH = 100
 
 
 @dataclass
+class Stream:
+    """One camera of a NodeRun: its image topic, the node's outputs for it, its publisher."""
+
+    image_topic: str
+    labels_topic: str
+    latency_topic: str
+    overlay_topic: str
+    publisher: Any = None
+
+
+@dataclass
 class Playback:
     """What one run through segment_node sent and got back (receive times in ns)."""
 
@@ -74,16 +85,28 @@ class NodeRun:
     def __init__(self, image_topic: str, *, model: Optional[str] = None, device: str = 'auto',
                  backend: str = 'auto',
                  external: bool = False, node_name: str = 'farsee', overlay: bool = False,
-                 publish: bool = True, name: str = 'run'):
+                 publish: bool = True, name: str = 'run',
+                 params: Optional[Dict[str, Any]] = None, more_cameras: Sequence[str] = ()):
+        from ..ros.parameters import camera_names
+
         self.image_topic = image_topic
         self.prefix = f'/{node_name.strip("/")}'
-        self.labels_topic = f'{self.prefix}/labels'
-        self.latency_topic = f'{self.prefix}/latency'
-        self.overlay_topic = f'{self.prefix}/overlay'
-        self.outputs = [self.labels_topic] + ([self.overlay_topic] if overlay else [])
+        topics = [image_topic, *more_cameras]
+        # One stream per camera; with several, each camera's outputs are under ~/<camera>/.
+        self.streams = [Stream(topic, *(f'{self.prefix}{sub}/{output}' for output in (
+            'labels', 'latency', 'overlay')))
+            for topic, sub in zip(topics, [''] if len(topics) == 1 else
+                                  [f'/{n}' for n in camera_names(topics)])]
+        if more_cameras:
+            params = dict(params or {}, image_topics=f'[{", ".join(topics)}]')
+        first = self.streams[0]
+        self.labels_topic, self.latency_topic = first.labels_topic, first.latency_topic
+        self.overlay_topic = first.overlay_topic
+        self.outputs = [t for s in self.streams
+                        for t in [s.labels_topic] + ([s.overlay_topic] if overlay else [])]
         self._options = dict(model=model, device=device, backend=backend, external=external,
                              overlay=overlay,
-                             publish=publish, name=name)
+                             publish=publish, name=name, params=params)
         self.node: Optional[NodeProcess] = None
         self.camera = None
         self.node_log = ''
@@ -100,14 +123,17 @@ class NodeRun:
                 self.node = NodeProcess.for_camera(self._folder.name, self.image_topic,
                                                    options['model'], options['device'],
                                                    f'{options["name"]}_node',
-                                                   backend=options['backend'])
+                                                   backend=options['backend'],
+                                                   params=options['params'])
             self.client = Client(f'farsee_{options["name"]}')
-            self.client.collect(Image, self.labels_topic, depth=RECORD_DEPTH)
-            self.client.collect(DiagnosticArray, self.latency_topic, depth=RECORD_DEPTH)
-            if options['overlay']:
-                self.client.collect(Image, self.overlay_topic, depth=RECORD_DEPTH)
-            if options['publish']:
-                self.camera = self.client.publisher(Image, self.image_topic, depth=10)
+            for stream in self.streams:
+                self.client.collect(Image, stream.labels_topic, depth=RECORD_DEPTH)
+                self.client.collect(DiagnosticArray, stream.latency_topic, depth=RECORD_DEPTH)
+                if options['overlay']:
+                    self.client.collect(Image, stream.overlay_topic, depth=RECORD_DEPTH)
+                if options['publish']:
+                    stream.publisher = self.client.publisher(Image, stream.image_topic, depth=10)
+            self.camera = self.streams[0].publisher
         except BaseException:
             self._close()
             raise
@@ -140,16 +166,16 @@ class NodeRun:
                                f'{last[0]}')
 
     def wait_until_subscribed(self, timeout: float = 180.0) -> None:
-        """Wait until the node subscribes to the camera topic and publishes its labels."""
+        """Wait until the node subscribes to every camera topic and publishes its labels."""
         def subscribed() -> bool:
             self.check_alive()
-            return self.camera.get_subscription_count() > 0
+            return all(s.publisher.get_subscription_count() > 0 for s in self.streams)
 
         if not self.client.wait_for(subscribed, timeout):
             log = self.node.log()[-2000:] if self.node else ''
             raise RuntimeError(f'no segment_node subscribed to {self.image_topic}\n{log}')
-        self.client.wait_for(lambda: self.client.node.count_publishers(self.labels_topic) > 0,
-                             30)
+        self.client.wait_for(lambda: all(self.client.node.count_publishers(s.labels_topic) > 0
+                                         for s in self.streams), 30)
         time.sleep(1.0)   # let the output subscriptions match too
 
     def publish(self, pixels: np.ndarray, encoding: str, stamp: int,
@@ -160,11 +186,15 @@ class NodeRun:
         return msg
 
     def warm_up(self, frame: Any, count: int) -> None:
-        """Send `count` copies of `frame` (BagFrame-like), each after the last's round trip."""
+        """Send `count` copies of `frame` (BagFrame-like) to each camera, after each round trip."""
         for _ in range(count):
-            stamp = self.client.now_ns()
-            self.publish(frame.pixels, frame.encoding, stamp, frame.frame_id)
-            self.client.wait_for(lambda s=stamp: self.arrived(s), 30)
+            for stream in self.streams:
+                stamp = self.client.now_ns()
+                stream.publisher.publish(image_message(frame.pixels, frame.encoding, stamp,
+                                                       frame.frame_id))
+                outputs = [t for t in self.outputs if t.startswith(
+                    stream.labels_topic.rsplit('/', 1)[0] + '/')]
+                self.client.wait_for(lambda s=stamp, o=outputs: self.arrived(s, o), 30)
 
     def arrived(self, stamp: int, topics: Optional[Sequence[str]] = None) -> bool:
         """Return whether every one of `topics` (default: the outputs) carried `stamp`."""
@@ -186,7 +216,8 @@ def play(frames: Sequence[Any], image_topic: str, *, model: Optional[str] = None
          max_rate: bool = False,
          keep_stamps: bool = False, external: bool = False, node_name: str = 'farsee',
          overlay: bool = False, keep_inputs: bool = False, drain: float = 10.0,
-         warmup: int = 1, desc: str = 'replay') -> Playback:
+         warmup: int = 1, desc: str = 'replay',
+         params: Optional[Dict[str, Any]] = None) -> Playback:
     """
     Publish `frames` (BagFrame-like: stamp_ns, frame_id, encoding, pixels) through segment_node.
 
@@ -194,14 +225,14 @@ def play(frames: Sequence[Any], image_topic: str, *, model: Optional[str] = None
     Hz, at the frames' own stamps' timing, or (`max_rate`) each frame once the previous
     one's labels came back. Frames are re-stamped with the publish time unless `keep_stamps`.
     `warmup` copies of the first frame go through first, each waiting for its round trip, and
-    are not reported.
+    are not reported. `params`: more node parameters (name -> value).
     """
     from tqdm import tqdm
 
     sent: Dict[int, Dict[str, Any]] = {}
     published: List[Tuple[int, bytes]] = []
     with NodeRun(image_topic, model=model, device=device, backend=backend, external=external,
-                 node_name=node_name, overlay=overlay, name=desc) as run:
+                 node_name=node_name, overlay=overlay, name=desc, params=params) as run:
         run.wait_until_subscribed()
         # Warm-up, not reported: the node's first forward pass is slow, and one full round
         # trip (labels, and the overlay when recorded) shows every output matched. It does not
