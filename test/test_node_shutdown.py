@@ -25,7 +25,8 @@ from sensor_msgs.msg import Image
 
 from farsee_ros.tools.harness import Client, image_message, NodeProcess
 
-# Seconds after the process starts: during the imports, rclpy's start-up, the model's load.
+# Seconds after the interpreter catches SIGINT (before that, in its own start-up, the OS
+# default ends any program with -2): during the imports, rclpy's start-up, the model's load.
 START_UP_DELAYS_S = (0.2, 0.7, 1.5, 2.5, 4.0)
 RUNS_WHILE_FRAMES_FLOW = 12
 TOPIC = '/shutdown_test/image_raw'
@@ -57,6 +58,7 @@ def test_sigint_during_start_up(tmp_path, node_checkpoint, delay, inherit_ignore
         node = _node(tmp_path, node_checkpoint, f'startup_{delay}_{inherit_ignored}')
     finally:
         signal.signal(signal.SIGINT, previous)
+    assert node.wait_until_sigint_handled(), node.log()[-3000:]
     time.sleep(delay)
     _assert_quiet(node, node.interrupt(timeout=20))
 

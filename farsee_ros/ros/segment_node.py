@@ -76,9 +76,12 @@ def main(args: Optional[List[str]] = None) -> int:
         pass
     except Exception:  # noqa: B902 - whatever rcl raised once the context was gone
         # A Ctrl-C after rclpy.init shuts the context down from rclpy's own signal handler;
-        # the node's constructor then fails on the invalid context (RCLError). That is a
-        # shutdown, not an error; anything raised while the context is valid is.
-        if rclpy.ok():
+        # the node's constructor then fails on the invalid context (RCLError). And a
+        # KeyboardInterrupt raised while rclpy converts a message it takes comes out as
+        # pybind11's RuntimeError ('Unable to convert call argument'), possibly before the
+        # context is shut down. Both are a shutdown, not an error; anything else raised while
+        # the context is valid and no SIGINT came is.
+        if rclpy.ok() and not _SIGINT_SEEN:
             raise
     finally:
         if node is not None:
@@ -88,9 +91,13 @@ def main(args: Optional[List[str]] = None) -> int:
     return 1 if node is not None and node.fatal_error else 0
 
 
+_SIGINT_SEEN: List[bool] = []   # the first SIGINT after the imports arrived
+
+
 def _first_sigint_only(signum, frame) -> None:
     """SIGINT handler: KeyboardInterrupt the first time (rclpy chains here), then nothing."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _SIGINT_SEEN.append(True)
     raise KeyboardInterrupt
 
 

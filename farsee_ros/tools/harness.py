@@ -112,6 +112,30 @@ class NodeProcess:
             time.sleep(0.1)
         return False
 
+    def wait_until_sigint_handled(self, timeout: float = 30.0) -> bool:
+        """
+        Wait until the interpreter catches SIGINT (Linux: /proc/PID/status SigCgt).
+
+        Before that, in the interpreter's own start-up, SIGINT has the OS default action (or
+        the ignore it inherited), as for any program. True once caught; False on timeout, on
+        exit, or where /proc cannot tell.
+        """
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.process.poll() is None:
+            try:
+                with open(f'/proc/{self.process.pid}/status') as f:
+                    status = f.read()
+            except OSError:
+                return False
+            caught = next((line.split()[1] for line in status.splitlines()
+                           if line.startswith('SigCgt:')), None)
+            if caught is None:
+                return False
+            if int(caught, 16) & (1 << (signal.SIGINT - 1)):
+                return True
+            time.sleep(0.002)
+        return False
+
     def alive(self) -> bool:
         """Return whether the process is still running."""
         return self.process.poll() is None
