@@ -56,8 +56,10 @@ def main(args: Optional[List[str]] = None) -> int:
         from .parameters import NODE_NAME
     finally:
         signal.signal(signal.SIGINT, after)
-    if interrupted:
-        return 0
+    if interrupted:   # nothing started, nothing to close: leave without the interpreter's
+        sys.stdout.flush()   # finalization, where a loaded CI run twice saw this path exit -2
+        sys.stderr.flush()
+        os._exit(0)
     profile, profile_note = node_profile(os.environ)
     if profile:   # read by Fast DDS when rclpy.init creates this process's participant
         os.environ[PROFILE_VARIABLE] = profile
