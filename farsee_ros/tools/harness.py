@@ -112,6 +112,16 @@ class NodeProcess:
             time.sleep(0.1)
         return False
 
+    def signal_state(self) -> str:
+        """Return the process's signal masks and state lines from /proc (Linux; '' elsewhere)."""
+        try:
+            with open(f'/proc/{self.process.pid}/status') as f:
+                return ' '.join(line.replace('\t', ' ') for line in f.read().splitlines()
+                                if line.startswith(('State', 'Threads', 'SigBlk', 'SigIgn',
+                                                    'SigCgt', 'SigPnd', 'ShdPnd')))
+        except OSError:
+            return ''
+
     def wait_until_sigint_handled(self, timeout: float = 30.0) -> bool:
         """
         Wait until the interpreter catches SIGINT (Linux: /proc/PID/status SigCgt).
