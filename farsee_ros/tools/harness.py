@@ -112,15 +112,21 @@ class NodeProcess:
             time.sleep(0.1)
         return False
 
-    def signal_state(self) -> str:
-        """Return the process's signal masks and state lines from /proc (Linux; '' elsewhere)."""
+    def _status(self) -> Dict[str, str]:
+        """Return the process's /proc/PID/status fields (Linux; empty elsewhere or once gone)."""
         try:
             with open(f'/proc/{self.process.pid}/status') as f:
-                return ' '.join(line.replace('\t', ' ') for line in f.read().splitlines()
-                                if line.startswith(('State', 'Threads', 'SigBlk', 'SigIgn',
-                                                    'SigCgt', 'SigPnd', 'ShdPnd')))
+                lines = f.read().splitlines()
         except OSError:
-            return ''
+            return {}
+        return {key: value.strip() for key, _, value in (line.partition(':') for line in lines)}
+
+    def signal_state(self) -> str:
+        """Return the process's signal masks and state from /proc (Linux; '' elsewhere)."""
+        status = self._status()
+        return ' '.join(f'{key}: {status[key]}' for key in ('State', 'Threads', 'SigBlk',
+                                                            'SigIgn', 'SigCgt', 'SigPnd',
+                                                            'ShdPnd') if key in status)
 
     def wait_until_sigint_handled(self, timeout: float = 30.0) -> bool:
         """
@@ -132,13 +138,7 @@ class NodeProcess:
         """
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and self.process.poll() is None:
-            try:
-                with open(f'/proc/{self.process.pid}/status') as f:
-                    status = f.read()
-            except OSError:
-                return False
-            caught = next((line.split()[1] for line in status.splitlines()
-                           if line.startswith('SigCgt:')), None)
+            caught = self._status().get('SigCgt')
             if caught is None:
                 return False
             if int(caught, 16) & (1 << (signal.SIGINT - 1)):
