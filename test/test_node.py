@@ -333,6 +333,40 @@ def test_multiple_compressed_cameras_and_camera_info(tmp_path, node_checkpoint, 
         process.stop()
 
 
+def _mapped_libraries(pid):
+    with open(f'/proc/{pid}/maps') as maps:
+        return {line.split()[-1] for line in maps if len(line.split()) >= 6}
+
+
+def test_the_default_weights_on_the_cpu_run_without_pytorch(tmp_path, repo, client):
+    """Backend auto, device cpu: the INT8 file beside the default weights, and no libtorch."""
+    process = NodeProcess(tmp_path, {'device': 'cpu', 'backend': 'auto',
+                                     'image_topics': '[/nt_a/image_raw, /nt_b/image_raw]'},
+                          name='no_torch')
+    try:
+        camera = client.publisher(Image, '/nt_a/image_raw')
+        client.collect(Image, '/farsee/nt_a/labels')
+        assert client.wait_for(lambda: camera.get_subscription_count() > 0, STARTUP_TIMEOUT), \
+            process.log()
+        time.sleep(1.0)
+        pixels = np.random.default_rng(7).integers(0, 256, (360, 480, 3), dtype=np.uint8)
+        msg = image_message(pixels, 'bgr8', client.now_ns(), frame_id='nt_a')
+        camera.publish(msg)
+        assert client.wait_for(lambda: _find(client.messages('/farsee/nt_a/labels'),
+                                             stamp_ns(msg.header)), 60), process.log()
+        (labels,) = _find(client.messages('/farsee/nt_a/labels'), stamp_ns(msg.header))
+        ids = np.frombuffer(labels.data, np.uint8).reshape(360, 480)
+        engine = Segmenter.from_checkpoint(f'{repo}/models/farseenet_camvid.pt', device='cpu')
+        assert engine.host and engine.precision == 'int8'
+        assert (ids == engine.segment(pixels, 'bgr', overlay=False).labels).mean() > 0.999
+        libraries = _mapped_libraries(process.process.pid)
+        assert any('onnxruntime' in path for path in libraries), sorted(libraries)
+        assert not [path for path in libraries if 'libtorch' in path]
+        assert 'ONNX Runtime' in process.log() and 'int8' in process.log()
+    finally:
+        process.stop()
+
+
 def test_incompatible_qos_warns_naming_both_sides_and_sigint_exits_cleanly(
         tmp_path, node_checkpoint, client):
     process = NodeProcess(tmp_path, {'model_path': node_checkpoint, 'device': 'cpu',

@@ -12,7 +12,12 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""CPU post-processing: labels bit-exact against F.interpolate + argmax, overlay bytes."""
+"""
+CPU post-processing: labels bit-exact against F.interpolate + argmax, overlay bytes.
+
+Each case also runs the numpy logits of the ONNX Runtime engine: exact against
+bilinear_labels, the same resize in numpy's float32 arithmetic.
+"""
 
 import numpy as np
 import pytest
@@ -20,8 +25,8 @@ import torch
 import torch.nn.functional as F
 
 from farsee_ros.engine import postprocess
-from farsee_ros.engine.postprocess import (blend, colorize_blend, full_resolution_labels,
-                                           upsampled_argmax)
+from farsee_ros.engine.postprocess import (bilinear_labels, blend, colorize_blend,
+                                           full_resolution_labels, upsampled_argmax)
 
 
 def reference(logits, size):
@@ -43,6 +48,12 @@ def assert_exact(logits, size):
     assert labels.dtype == np.uint8 and labels.shape == tuple(size)
     mismatch = int((labels != expected).sum())
     assert mismatch == 0, f'{mismatch} of {expected.size} labels differ'
+    values = logits.numpy()
+    expected = bilinear_labels(values, size)
+    labels = full_resolution_labels(values, size)
+    assert labels.dtype == np.uint8 and labels.shape == tuple(size)
+    mismatch = int((labels != expected).sum())
+    assert mismatch == 0, f'numpy logits: {mismatch} of {expected.size} labels differ'
 
 
 @pytest.fixture
@@ -84,6 +95,19 @@ def test_labels_exact_through_the_fallback():
     noise = torch.randn(11, 30, 40)
     assert_exact(noise, (400, 300))      # over CPU_BOUNDARY_FALLBACK: full interpolation
     assert_exact(smooth((18, 24), (144, 192), 10.0, 0), (1024, 2048))    # 29 % boundary
+
+
+@pytest.mark.parametrize('size', [(1024, 2048), (360, 480), (181, 243)])
+def test_numpy_reference_is_torchs_but_for_rounding(size):
+    """bilinear_labels and F.interpolate differ only where two classes are a rounding apart."""
+    for seed in range(3):
+        logits = smooth((18, 24), (30, 40), 10.0, seed)
+        equal = (bilinear_labels(logits.numpy(), size) == reference(logits, size)).mean()
+        assert equal > 0.9999, equal
+    logits = torch.randn(11, 30, 40) * 4
+    logits[5, 3] = float('nan')
+    labels = bilinear_labels(logits.numpy(), size)   # non-finite logits: some labels, no error
+    assert labels.shape == size and labels.max() < 11
 
 
 @pytest.mark.parametrize('size', [(1024, 2048), (480, 360), (181, 243)])

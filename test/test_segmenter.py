@@ -12,7 +12,12 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""The Segmenter engine: full-resolution labels, overlay in the frame's colour order, errors."""
+"""
+The Segmenter engine: full-resolution labels, overlay in the frame's colour order, errors.
+
+Most tests run both stage sets: PyTorch's (backend torch) and numpy/Pillow/OpenCV's around
+ONNX Runtime (an fp32 ONNX file of the same checkpoint).
+"""
 
 import queue
 import threading
@@ -22,14 +27,34 @@ import numpy as np
 import pytest
 import torch
 
+from farsee_ros.common import sha256_of
 from farsee_ros.engine import (resolve_device, resolve_precision, Segmenter,
                                upsampled_argmax)
+from farsee_ros.engine.device import Device, engine_device, precision_name
 from farsee_ros.engine.postprocess import class_argmax
+from farsee_ros.engine.preprocess import host_model_input, model_input
 
 
 @pytest.fixture(scope='module')
-def segmenter(small_checkpoint):
+def torch_segmenter(small_checkpoint):
     return Segmenter.from_checkpoint(small_checkpoint, device='cpu')
+
+
+@pytest.fixture(scope='module')
+def onnx_segmenter(small_checkpoint, tmp_path_factory):
+    from farsee_ros.model.checkpoint import load_checkpoint
+    from farsee_ros.model.onnx_file import export_fp32
+    model, metadata = load_checkpoint(small_checkpoint)
+    path = str(tmp_path_factory.mktemp('segmenter_onnx') / 'small.onnx')
+    export_fp32(model, path, metadata, source_sha256=sha256_of(small_checkpoint))
+    return Segmenter.from_checkpoint(path, device='cpu')
+
+
+@pytest.fixture(scope='module', params=['torch', 'onnxruntime'])
+def segmenter(request, torch_segmenter, onnx_segmenter):
+    engine = torch_segmenter if request.param == 'torch' else onnx_segmenter
+    assert engine.backend.name == request.param and engine.host == (request.param != 'torch')
+    return engine
 
 
 @pytest.fixture(scope='module')
@@ -82,13 +107,14 @@ def test_labels_are_handed_over_before_the_overlay(segmenter, frame):
     threads = torch.get_num_threads()
     result = segmenter.segment(frame, 'rgb', on_labels=slow_publisher)
     assert len(handed) == 1 and np.array_equal(handed[0][0], result.labels)
-    assert handed[0][1] == threads   # PyTorch runs this network: its pool is left alone
+    assert handed[0][1] == threads   # PyTorch's pool is left alone (or unused: ONNX Runtime)
     assert result.overlay is not None
     assert result.timings_ms['overlay'] < 200, result.timings_ms
 
 
-def test_labels_equal_the_models_argmax(segmenter, frame):
+def test_labels_equal_the_models_argmax(torch_segmenter, frame):
     """The engine is the model: same labels as resizing + normalising + forward by hand."""
+    segmenter = torch_segmenter
     x = torch.from_numpy(frame).permute(2, 0, 1)[None]     # the CPU path resizes uint8
     x = torch.nn.functional.interpolate(x, size=(128, 192), mode='bilinear',
                                         align_corners=False, antialias=True).float() / 255.0
@@ -163,6 +189,45 @@ def test_bad_frames_and_options_are_named(segmenter, frame):
         segmenter.segment(frame.astype(np.float32), 'rgb')
     with pytest.raises(ValueError, match='overlay_alpha'):
         segmenter.segment(frame, 'rgb', overlay_alpha=1.5)
+
+
+@pytest.mark.parametrize('frame_size, input_size, identical', [
+    ((360, 480), (240, 320), True),     # CamVid to the default model's input
+    ((181, 243), (128, 192), False),
+    ((1024, 2048), (288, 384), False),
+    ((100, 150), (128, 192), False),    # upsampling
+])
+def test_both_preprocessings_agree(torch_segmenter, frame_size, input_size, identical):
+    """Pillow's antialiased bilinear resize and PyTorch's: the same bytes or within 2 levels."""
+    rng = np.random.default_rng(sum(frame_size))
+    smooth = torch.nn.functional.interpolate(torch.rand(1, 3, 12, 16) * 255, size=frame_size,
+                                             mode='bilinear', align_corners=False)
+    noise = torch.from_numpy(rng.integers(-20, 21, (1, 3, *frame_size))).float()
+    frame = (smooth + noise).clamp(0, 255).round().to(torch.uint8)[0].permute(1, 2, 0).numpy()
+    mean = torch_segmenter._mean.numpy().reshape(3)
+    inv_std = torch_segmenter._inv_std.numpy().reshape(3)
+    for order in ('rgb', 'bgr', 'mono'):
+        image = frame[..., 0].copy() if order == 'mono' else frame
+        pixels = torch.from_numpy(image)
+        pixels = pixels[None, None] if order == 'mono' else pixels.permute(2, 0, 1)[None]
+        expected = model_input(pixels, input_size, torch_segmenter._mean,
+                               torch_segmenter._inv_std, color_order=order).numpy()
+        got = host_model_input(image, input_size, mean, inv_std, order)
+        assert got.shape == expected.shape == (1, 3, *input_size) and got.dtype == np.float32
+        levels = np.abs(got - expected) / inv_std.reshape(1, 3, 1, 1)
+        if identical:
+            assert np.array_equal(got, expected), (order, levels.max())
+        else:
+            assert levels.max() < 2.01 and (levels > 0.5).mean() < 0.1, (order, levels.max())
+
+
+def test_engine_device_without_pytorch():
+    assert engine_device('cpu') == (Device('cpu'), None)
+    assert str(Device('cuda', 1)) == 'cuda:1' and str(Device('cpu')) == 'cpu'
+    assert precision_name('auto', Device('cpu')) == 'fp32'
+    assert precision_name('auto', Device('cuda', 0)) == 'fp16'
+    with pytest.raises(ValueError, match="invalid device 'tpu'; accepted: auto, cpu, cuda"):
+        engine_device('tpu')
 
 
 def test_device_and_precision_resolution():

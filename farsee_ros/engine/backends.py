@@ -16,8 +16,10 @@
 What runs the network's forward pass: PyTorch or ONNX Runtime, behind one call.
 
 A backend takes the normalised 1x3xHxW input and returns logits: the network's native
-(stride-2) logits as a CPU tensor, which the engine upsamples exactly, or, for PyTorch on CUDA,
-logits already at the frame's size on the GPU. Which one runs (`choose`):
+(stride-2) logits on the CPU, which the engine upsamples exactly, or, for PyTorch on CUDA,
+logits already at the frame's size on the GPU. PyTorch's take and give tensors; ONNX
+Runtime's take and give numpy arrays and never import PyTorch (the engine's stages around it
+are numpy, Pillow and OpenCV: segmenter.py). Which one runs (`choose`):
 - 'torch': the checkpoint in PyTorch (fp32, or fp16 on CUDA).
 - 'onnxruntime': an engine ONNX file (model/onnx_file.py): the one named as the model, or the
   INT8 file beside the checkpoint ('<stem>.int8.onnx'), whose source_sha256 must be the
@@ -30,11 +32,12 @@ logits already at the frame's size on the GPU. Which one runs (`choose`):
 import os
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-import torch
+import numpy as np
 
 from ..common import sha256_of
-from ..model.checkpoint import CheckpointError, load_checkpoint
+from ..model.metadata import CheckpointError
 from ..model.onnx_file import INPUT_NAME, quantized_path, read_onnx
+from .device import cpu_threads, Device
 
 BACKENDS = ('auto', 'torch', 'onnxruntime')
 # Tried in this order; ONNX Runtime falls back to the next one for operators a provider lacks.
@@ -55,6 +58,11 @@ def missing_onnx_packages() -> List[str]:
     return [name for name in ('onnx', 'onnxruntime') if importlib.util.find_spec(name) is None]
 
 
+def _load_checkpoint(path: str):
+    from ..model.checkpoint import load_checkpoint   # PyTorch: for the torch backend only
+    return load_checkpoint(path)
+
+
 def is_onnx(path: str) -> bool:
     """Say whether a model path names an ONNX file (by its extension)."""
     return str(path).lower().endswith('.onnx')
@@ -65,23 +73,24 @@ class TorchBackend:
 
     name = 'torch'
 
-    def __init__(self, model: torch.nn.Module, device: torch.device, dtype: torch.dtype,
-                 threads: int = 0):
-        self.device, self.dtype = device, dtype
+    def __init__(self, model: Any, device: Device, precision: str, threads: int = 0):
+        import torch
+        self.device, self.precision = device, precision
+        self.torch_device = torch.device(str(device))
+        self.dtype = torch.float16 if precision == 'fp16' else torch.float32
         # PyTorch runs the network on its own pool: at its size, or `threads` on the CPU.
         self.torch_threads = threads if threads and device.type == 'cpu' else None
-        self.model = model.to(device, dtype).eval()
+        self.model = model.to(self.torch_device, self.dtype).eval()
         self.native = device.type == 'cpu'
         if device.type == 'cuda':   # the node's input size is fixed: let cuDNN pick kernels
             torch.backends.cudnn.benchmark = True
 
     @property
     def description(self) -> str:
-        precision = 'fp16' if self.dtype == torch.float16 else 'fp32'
-        return f'PyTorch {torch.__version__} {precision} on {self.device}'
+        import torch
+        return f'PyTorch {torch.__version__} {self.precision} on {self.device}'
 
-    def __call__(self, x: torch.Tensor, size: Tuple[int, int],
-                 share_cpu: bool = False) -> torch.Tensor:
+    def __call__(self, x: Any, size: Tuple[int, int], share_cpu: bool = False) -> Any:
         """Return NxHxW logits: native on the CPU, at `size` on CUDA (the model resizes)."""
         if self.native:
             return self.model.native_logits(x)[0]
@@ -94,19 +103,18 @@ class OnnxRuntimeBackend:
     name = 'onnxruntime'
     native = True
 
-    def __init__(self, data: bytes, metadata: Mapping[str, Any], device: torch.device,
+    def __init__(self, data: bytes, metadata: Mapping[str, Any], device: Device,
                  source: str, threads: int = 0, pipelined: bool = False):
         import onnxruntime
-        self.device, self.dtype = device, torch.float32
+        self.device = device
         self.precision = str(metadata['precision'])
         self.source = source
         options = onnxruntime.SessionOptions()
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.intra_op_num_threads = threads or cpu_threads()
         options.log_severity_level = 3
         self.providers = providers_for(device)
-        # This pool runs the network; PyTorch then only resizes, on one thread (Segmenter).
-        self.torch_threads = 1 if device.type == 'cpu' else None
+        self.torch_threads = None   # the stages around it run without PyTorch
         try:
             self.session = onnxruntime.InferenceSession(data, options, providers=self.providers)
             # For a pipeline on the CPU, a second session whose pool threads sleep between
@@ -129,15 +137,14 @@ class OnnxRuntimeBackend:
         return (f'ONNX Runtime {onnxruntime.__version__} {self.precision} '
                 f"({', '.join(p.replace('ExecutionProvider', '') for p in self.providers)})")
 
-    def __call__(self, x: torch.Tensor, size: Tuple[int, int],
-                 share_cpu: bool = False) -> torch.Tensor:
-        """Return the native NxhxW logits, a CPU tensor (`share_cpu`: another stage works)."""
-        array = x.detach().to('cpu', torch.float32).contiguous().numpy()
+    def __call__(self, x: np.ndarray, size: Tuple[int, int],
+                 share_cpu: bool = False) -> np.ndarray:
+        """Return native Nxhxw float32 logits of 1x3xHxW input (`share_cpu`: others work)."""
         session = self.quiet_session if share_cpu and self.quiet_session else self.session
-        return torch.from_numpy(session.run(None, {INPUT_NAME: array})[0][0])
+        return session.run(None, {INPUT_NAME: x})[0][0]
 
 
-def providers_for(device: torch.device) -> List[str]:
+def providers_for(device: Device) -> List[str]:
     """ONNX Runtime execution providers for `device` (CUDA ones only with onnxruntime-gpu)."""
     import onnxruntime
     if device.type != 'cuda':
@@ -169,7 +176,7 @@ def _quantized_for(checkpoint: str) -> Tuple[Optional[Tuple[bytes, Dict[str, Any
     return (data, metadata), path
 
 
-def choose(path: str, backend: str, device: torch.device, dtype: torch.dtype,
+def choose(path: str, backend: str, device: Device, precision: str,
            input_size: Optional[Tuple[int, int]], threads: int = 0,
            pipelined: bool = False) -> Tuple[Any, Dict[str, Any], str]:
     """
@@ -192,13 +199,13 @@ def choose(path: str, backend: str, device: torch.device, dtype: torch.dtype,
         runner = OnnxRuntimeBackend(data, metadata, device, path, threads, pipelined)
         return runner, metadata, 'an ONNX model'
     if backend == 'torch' or (backend == 'auto' and device.type == 'cuda'):
-        model, metadata = load_checkpoint(path)
+        model, metadata = _load_checkpoint(path)
         why = 'asked for' if backend == 'torch' else 'on CUDA'
-        return TorchBackend(model, device, dtype, threads), metadata, why
+        return TorchBackend(model, device, precision, threads), metadata, why
     missing = missing_onnx_packages()
     if missing and backend == 'auto':
-        model, metadata = load_checkpoint(path)
-        return (TorchBackend(model, device, dtype, threads), metadata,
+        model, metadata = _load_checkpoint(path)
+        return (TorchBackend(model, device, precision, threads), metadata,
                 f'{" and ".join(missing)} not installed (pip install {" ".join(missing)} '
                 'for the faster INT8 model)')
     if missing:
@@ -211,13 +218,13 @@ def choose(path: str, backend: str, device: torch.device, dtype: torch.dtype,
                 f'backend onnxruntime: no INT8 model beside {path} (looked for {onnx_path}); '
                 f'make it with farsee-ros export --model {path} --format onnx-int8 --out '
                 f'{onnx_path} ..., or set model_path to an engine .onnx file')
-        model, metadata = load_checkpoint(path)
-        return (TorchBackend(model, device, dtype, threads), metadata,
+        model, metadata = _load_checkpoint(path)
+        return (TorchBackend(model, device, precision, threads), metadata,
                 f'no INT8 model at {onnx_path}')
     data, metadata = found
     if backend == 'auto' and input_size and tuple(input_size) != tuple(metadata['input_size']):
-        model, metadata = load_checkpoint(path)
-        return (TorchBackend(model, device, dtype, threads), metadata,
+        model, metadata = _load_checkpoint(path)
+        return (TorchBackend(model, device, precision, threads), metadata,
                 f'input size {input_size[0]}x{input_size[1]} differs from the INT8 '
                 f"model's {metadata['input_size'][0]}x{metadata['input_size'][1]}")
     _check_size(onnx_path, metadata, input_size)

@@ -16,20 +16,25 @@
 Postprocessing: low-resolution logits to exact full-resolution labels, and the overlay blend.
 
 CPU path (numpy + OpenCV, no full-resolution logits):
-`full_resolution_labels(logits, size)` -> HxW uint8 labels, bit-exact against
-F.interpolate(bilinear, align_corners=False) + argmax, and
+`full_resolution_labels(logits, size)` -> HxW uint8 labels: for a tensor, bit-exact against
+F.interpolate(bilinear, align_corners=False) + argmax; for a numpy array (the ONNX Runtime
+engine, which runs without PyTorch), exact against `bilinear_labels`, the same resize in
+numpy's plain float32 arithmetic; and
 `colorize_blend(base, labels, palette, alpha)` -> HxWx3 uint8 overlay, the same bytes as
 `blend`. Device path (torch, any device): `class_argmax`, `upsampled_argmax` (which hands
 float32 CPU logits to `full_resolution_labels`) and `blend`.
 """
 
+from __future__ import annotations
+
 import threading
-from typing import Dict, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, NamedTuple, Optional, Sequence, Tuple, TYPE_CHECKING, Union
 
 import cv2
 import numpy as np
-import torch
-import torch.nn.functional as F
+
+if TYPE_CHECKING:   # the torch functions import it when called: the numpy path needs none
+    import torch
 
 # Above this share of class-boundary cells, upsampled_argmax's torch path interpolates
 # everything instead.
@@ -63,6 +68,8 @@ _LERP_MODES = ('fused_first', 'fused_second', 'plain')
 _GEOMETRY: Dict[Tuple[int, int, int, int, bool], '_Geometry'] = {}
 _GEOMETRY_CACHE_SIZE = 8
 _SCRATCH = threading.local()
+# The arithmetic of numpy logits (no PyTorch kernel to match): unfused source index, plain lerp.
+_NUMPY_ARITHMETIC = (False, 'plain')
 
 
 def class_argmax(logits: torch.Tensor) -> torch.Tensor:
@@ -73,6 +80,7 @@ def class_argmax(logits: torch.Tensor) -> torch.Tensor:
     slow (350 ms for 11x1024x2048 on 2 cores); a running maximum over the classes gives
     the same ids, ties to the lower id as argmax does, in about a tenth of the time.
     """
+    import torch
     if logits.device.type != 'cpu':
         return logits.argmax(dim=0).to(torch.uint8)
     best = logits[0].clone()
@@ -87,6 +95,7 @@ def class_argmax(logits: torch.Tensor) -> torch.Tensor:
 
 def _source_index(out_size: int, in_size: int, device: torch.device):
     """Return PyTorch's bilinear (align_corners=False) source rows i0, i1 and weight of i1."""
+    import torch
     scale = in_size / out_size
     src = ((torch.arange(out_size, device=device, dtype=torch.float32) + 0.5) * scale
            - 0.5).clamp_(min=0.0)
@@ -107,6 +116,8 @@ def upsampled_argmax(logits: torch.Tensor, size: Sequence[int],
     the other (class-boundary) pixels are interpolated. With more than BOUNDARY_FALLBACK of
     them (an untrained net's noise, say), everything is interpolated instead.
     """
+    import torch
+    import torch.nn.functional as F
     if logits.device.type == 'cpu' and logits.dtype == torch.float32 and \
             argmax is class_argmax:
         return torch.from_numpy(full_resolution_labels(logits, size))
@@ -145,6 +156,7 @@ def upsampled_argmax(logits: torch.Tensor, size: Sequence[int],
 def blend(base: torch.Tensor, colours: torch.Tensor, alpha: float) -> torch.Tensor:
     """Return base * (1 - alpha) + colours * alpha for HxWx3 uint8 images, in uint8."""
     # Fixed-point blend, alpha in 1/128 steps: 255 * 128 still fits in int16.
+    import torch
     weight = int(round(alpha * 128))
     mixed = base.to(torch.int16) * (128 - weight) + colours.to(torch.int16) * weight
     return ((mixed + 64) >> 7).to(torch.uint8)
@@ -297,6 +309,8 @@ def _reference_arithmetic(logits: torch.Tensor, height: int,
     compared with every emulation on all rows and columns and some random pixels. None when
     none matches: then the caller takes F.interpolate itself.
     """
+    import torch
+    import torch.nn.functional as F
     classes, h, w = logits.shape
     channels_last = not logits.is_contiguous() and \
         logits[None].is_contiguous(memory_format=torch.channels_last)
@@ -335,9 +349,37 @@ def _reference_arithmetic(logits: torch.Tensor, height: int,
 
 def _reference_labels(logits: torch.Tensor, height: int, width: int) -> np.ndarray:
     """Return argmax of F.interpolate(logits[None]) (ties to the lower id), as HxW uint8."""
+    import torch.nn.functional as F
     full = F.interpolate(logits[None], size=(height, width), mode='bilinear',
                          align_corners=False)[0]
     return class_argmax(full).numpy()
+
+
+def bilinear_labels(values: np.ndarray, size: Sequence[int], rows_per_chunk: int = 64,
+                    out: Optional[np.ndarray] = None) -> np.ndarray:
+    """
+    Return argmax over classes of the bilinear upsampling of Nxhxw float32 `values` (numpy).
+
+    The reference of full_resolution_labels for numpy logits: PyTorch's geometry
+    (align_corners=False) in numpy's plain float32 arithmetic, top = a*w0 + b*w1 and bottom
+    likewise along x, then top*w0 + bottom*w1 along y; ties to the lower id. It interpolates
+    every pixel, `rows_per_chunk` output rows at a time (some 100 ms at 11x1024x2048 here).
+    """
+    height, width = int(size[0]), int(size[1])
+    classes, h, w = values.shape
+    if out is None:
+        out = np.empty((height, width), np.uint8)
+    geometry = _geometry(h, w, height, width, _NUMPY_ARITHMETIC[0])
+    rows, cols = geometry.rows, geometry.cols
+    mode = _NUMPY_ARITHMETIC[1]
+    # Along x once per source row: Nxhxwidth, each value as _interpolate_at computes it.
+    across = _lerp(values[:, :, cols.i0], values[:, :, cols.i1], cols.w0, cols.w1, mode)
+    for start in range(0, height, rows_per_chunk):
+        ys = slice(start, min(start + rows_per_chunk, height))
+        full = _lerp(across[:, rows.i0[ys]], across[:, rows.i1[ys]], rows.w0[ys, None],
+                     rows.w1[ys, None], mode)
+        out[ys] = full.argmax(axis=0)
+    return out
 
 
 def _cell_reduce(array: np.ndarray, reduce) -> np.ndarray:
@@ -351,7 +393,7 @@ def _cell_reduce(array: np.ndarray, reduce) -> np.ndarray:
     return reduce(top, reduce(padded[1:, :-1], padded[1:, 1:]), out=top)
 
 
-def full_resolution_labels(logits: torch.Tensor, size: Sequence[int],
+def full_resolution_labels(logits: Union[np.ndarray, torch.Tensor], size: Sequence[int],
                            out: Optional[np.ndarray] = None) -> np.ndarray:
     """
     Return argmax over classes of the bilinear upsampling of Nxhxw `logits`, as HxW uint8.
@@ -379,15 +421,21 @@ def full_resolution_labels(logits: torch.Tensor, size: Sequence[int],
     CPU_BOUNDARY_FALLBACK of the cells on class boundaries (an untrained net's noise), with
     non-finite or huge (over 1e20) logits, or past 255 output rows per source row.
 
-    `logits`: float32 on the CPU (other dtypes and devices are converted first: exact
-    against the float32 reference); at most 256 classes. Index maps are cached per size
+    `logits`: a tensor, float32 on the CPU (other dtypes and devices are converted first:
+    exact against the float32 reference), or a numpy array: then the reference is
+    `bilinear_labels` (numpy's own float32 arithmetic, no probe, no PyTorch) and the whole-map
+    cases above use it; at most 256 classes. Index maps are cached per size
     (_GEOMETRY_CACHE_SIZE sizes), scratch arrays per thread (about 12 MB at 2048x1024).
     `out`: a C-contiguous HxW uint8 array to write into (else a new one, whose first touch
     costs page faults).
     """
     height, width = int(size[0]), int(size[1])
-    logits = logits.detach().to('cpu', torch.float32)
-    if logits.dim() != 3 or not 0 < logits.shape[0] <= 256:
+    if isinstance(logits, np.ndarray):
+        logits = np.ascontiguousarray(logits, dtype=_F32)
+    else:
+        import torch
+        logits = logits.detach().to('cpu', torch.float32)
+    if logits.ndim != 3 or not 0 < logits.shape[0] <= 256:
         raise ValueError(f'logits must be Nxhxw with 1 to 256 classes, not {tuple(logits.shape)}')
     if out is None:
         out = np.empty((max(height, 0), max(width, 0)), np.uint8)
@@ -401,18 +449,22 @@ def full_resolution_labels(logits: torch.Tensor, size: Sequence[int],
         return out
     # Small maps: the full interpolation is cheap (and torch's kernel for H + W <= 128 is
     # one this module does not emulate).
-    arithmetic = None if classes * height * width <= _SMALL or height + width <= 128 else \
-        _reference_arithmetic(logits, height, width)
+    numpy = isinstance(logits, np.ndarray)
+    values = logits if numpy else None
+    small = classes * height * width <= _SMALL or height + width <= 128
+    if numpy:
+        arithmetic = None if small else _NUMPY_ARITHMETIC
+    else:
+        arithmetic = None if small else _reference_arithmetic(logits, height, width)
+        if arithmetic is not None:
+            values = logits.contiguous().numpy()
     if arithmetic is None:
-        out[...] = _reference_labels(logits, height, width)
-        return out
-    values = logits.contiguous().numpy()
+        return _whole_map_labels(logits, height, width, out)
     geometry = _geometry(h, w, height, width, arithmetic[0])
     rows, cols = geometry.rows, geometry.cols
     low = _low_resolution(values, geometry)
     if low is None:
-        out[...] = _reference_labels(logits, height, width)
-        return out
+        return _whole_map_labels(logits, height, width, out)
     low, tolerance, safe = low
 
     # Per source row and output column: the label of the column's upper run, of its lower
@@ -442,6 +494,15 @@ def full_resolution_labels(logits: torch.Tensor, size: Sequence[int],
     if doubtful.size:
         ys, xs = np.divmod(doubtful, width)
         flat[doubtful] = _interpolate_at(values, geometry, ys, xs, arithmetic[1]).argmax(axis=0)
+    return out
+
+
+def _whole_map_labels(logits: Union[np.ndarray, torch.Tensor], height: int, width: int,
+                      out: np.ndarray) -> np.ndarray:
+    """Write the labels of every pixel interpolated (each kind's reference) into `out`."""
+    if isinstance(logits, np.ndarray):
+        return bilinear_labels(logits, (height, width), out=out)
+    out[...] = _reference_labels(logits, height, width)
     return out
 
 

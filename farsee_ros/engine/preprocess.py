@@ -14,23 +14,28 @@
 
 """Preprocessing: uint8 frames to the network's normalised input (engine, training, evaluation)."""
 
-from typing import Sequence
+from typing import Sequence, TYPE_CHECKING
 
-import torch
-import torch.nn.functional as F
+import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 
 
-def model_input(pixels: torch.Tensor, size: Sequence[int], mean255: torch.Tensor,
-                inv_std255: torch.Tensor, dtype: torch.dtype = torch.float32,
-                color_order: str = 'rgb') -> torch.Tensor:
+def model_input(pixels: 'torch.Tensor', size: Sequence[int], mean255: 'torch.Tensor',
+                inv_std255: 'torch.Tensor', dtype: 'torch.dtype' = None,
+                color_order: str = 'rgb') -> 'torch.Tensor':
     """
     Turn Nx{1,3}xHxW uint8 pixels into the network's normalised input at `size` (H, W).
 
-    The one preprocessing used by the engine, training and evaluation alike. The CPU resizes
-    uint8 directly (its antialiased uint8 kernel is ~4x faster than float's); CUDA resizes
-    float. Channel order is fixed after the resize, where it is cheap. `mean255` and
-    `inv_std255` are Nx3x1x1-broadcastable, in 0-255 pixel units.
+    The one preprocessing used by the engine (PyTorch backend), training and evaluation alike.
+    The CPU resizes uint8 directly (its antialiased uint8 kernel is ~4x faster than float's);
+    CUDA resizes float. Channel order is fixed after the resize, where it is cheap. `mean255`
+    and `inv_std255` are Nx3x1x1-broadcastable, in 0-255 pixel units; `dtype`: float32 if
+    None. host_model_input is the same without PyTorch.
     """
+    import torch
+    import torch.nn.functional as F
     x = F.interpolate(pixels if pixels.device.type == 'cpu' else pixels.float(),
                       size=tuple(size), mode='bilinear', align_corners=False,
                       antialias=True).float()
@@ -38,4 +43,35 @@ def model_input(pixels: torch.Tensor, size: Sequence[int], mean255: torch.Tensor
         x = x.expand(-1, 3, -1, -1)
     elif color_order in ('bgr', 'bgra'):
         x = x.flip(1)
-    return ((x - mean255) * inv_std255).to(dtype)
+    return ((x - mean255) * inv_std255).to(dtype or torch.float32)
+
+
+def host_model_input(frame: np.ndarray, size: Sequence[int], mean255: np.ndarray,
+                     inv_std255: np.ndarray, color_order: str = 'rgb') -> np.ndarray:
+    """
+    Turn an HxWxC (or HxW mono) uint8 frame into the 1x3xHxW float32 input, without PyTorch.
+
+    model_input's preprocessing for the ONNX Runtime engine: Pillow's antialiased bilinear
+    resize of the uint8 frame (the algorithm PyTorch's antialias=True kernel was taken from:
+    the same bytes at 480x360 -> 240x320, within 2 levels elsewhere; docs/benchmarks.md), then
+    the channel order and the normalisation in float32, as model_input computes them.
+    `mean255` and `inv_std255` are 3-vectors in 0-255 pixel units.
+    """
+    from PIL import Image
+    height, width = int(size[0]), int(size[1])
+    if color_order == 'mono':
+        plane = frame.reshape(frame.shape[0], frame.shape[1])
+        image = Image.fromarray(np.ascontiguousarray(plane))
+    else:
+        image = Image.fromarray(np.ascontiguousarray(frame[..., :3]))
+    if image.size != (width, height):
+        image = image.resize((width, height), Image.Resampling.BILINEAR)
+    small = np.asarray(image, dtype=np.uint8)
+    if color_order == 'mono':
+        small = small[..., None]
+    elif color_order in ('bgr', 'bgra'):
+        small = small[..., ::-1]
+    x = np.empty((1, 3, height, width), np.float32)
+    np.subtract(small.transpose(2, 0, 1), mean255.reshape(3, 1, 1), out=x[0], dtype=np.float32)
+    x *= inv_std255.reshape(1, 3, 1, 1)
+    return x

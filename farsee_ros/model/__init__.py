@@ -12,10 +12,24 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""The network, its checkpoints and export: pure PyTorch, no ROS."""
+"""
+The network, its checkpoints and export: PyTorch, no ROS.
 
-from .checkpoint import CheckpointError, load_checkpoint, make_metadata, save_checkpoint
-from .network import build_model, FarSeeNet, VARIANTS
+Attributes load their module on first use (PEP 562), so that reading an engine ONNX file
+(model/onnx_file.py, model/metadata.py) never imports PyTorch.
+"""
 
-__all__ = ['build_model', 'CheckpointError', 'FarSeeNet', 'load_checkpoint', 'make_metadata',
-           'save_checkpoint', 'VARIANTS']
+import importlib
+
+_WHERE = {'build_model': 'network', 'FarSeeNet': 'network', 'VARIANTS': 'metadata',
+          'CheckpointError': 'metadata', 'load_checkpoint': 'checkpoint',
+          'make_metadata': 'checkpoint', 'save_checkpoint': 'checkpoint'}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    """Import the module that defines `name` and return it from there."""
+    if name not in _WHERE:
+        raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+    return getattr(importlib.import_module(f'.{_WHERE[name]}', __name__), name)

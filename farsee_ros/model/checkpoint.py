@@ -22,7 +22,6 @@ Layout (a dict saved by torch.save, read back with torch.load(weights_only=True)
 
 import datetime
 import importlib.metadata
-import math
 import os
 import pickle
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
@@ -33,17 +32,11 @@ from .. import __version__
 from ..common import atomic_write
 from .classes import ClassSet
 from .frontends import FRONTENDS
-from .network import build_model, FarSeeNet, VARIANTS
+from .metadata import CheckpointError, validate_metadata
+from .network import build_model, FarSeeNet
 
 FORMAT = 'farsee_ros.checkpoint'
 FORMAT_VERSION = 1
-
-REQUIRED_METADATA = ('variant', 'class_names', 'palette', 'ignore_index', 'input_size',
-                     'normalization', 'dataset', 'metrics', 'backbone_init', 'versions')
-
-
-class CheckpointError(Exception):
-    """A checkpoint that cannot be used; the message names the file and what is wrong."""
 
 
 def make_metadata(model: FarSeeNet, classes: ClassSet, *, input_size: Sequence[int],
@@ -171,52 +164,3 @@ def _state_key(model: torch.nn.Module, module: torch.nn.Module) -> str:
         if candidate is module:
             return name
     raise KeyError(module)
-
-
-def validate_metadata(metadata: Mapping[str, Any], path: str) -> None:
-    """Raise CheckpointError naming the first missing or invalid metadata entry."""
-    def bad(key: str, accepted: str) -> CheckpointError:
-        return CheckpointError(
-            f'{path}: invalid metadata {key!r} = {metadata.get(key)!r}; expected {accepted}')
-
-    missing = [k for k in REQUIRED_METADATA if k not in metadata]
-    if missing:
-        raise CheckpointError(f'{path}: metadata is missing {", ".join(missing)}')
-    if metadata['variant'] not in VARIANTS:
-        raise bad('variant', f'one of {", ".join(VARIANTS)}')
-    if metadata.get('frontend', 'resnet18') not in FRONTENDS:
-        raise bad('frontend', f'one of {", ".join(FRONTENDS)}; absent means resnet18')
-    if metadata.get('subpixel_kernel', 1) not in (1, 3) or (
-            metadata['variant'] != 'farseenet' and metadata.get('subpixel_kernel', 1) != 1):
-        raise bad('subpixel_kernel', '1 or 3 (3 for farseenet only); absent means 1')
-    names = metadata['class_names']
-    if (not isinstance(names, (list, tuple)) or not names
-            or not all(isinstance(n, str) and n for n in names) or len(set(names)) != len(names)):
-        raise bad('class_names', 'a non-empty list of distinct non-empty strings')
-    palette = metadata['palette']
-    if (not isinstance(palette, (list, tuple)) or len(palette) != len(names)
-            or not all(isinstance(c, (list, tuple)) and len(c) == 3
-                       and all(isinstance(v, int) and 0 <= v <= 255 for v in c)
-                       for c in palette)):
-        raise bad('palette', f'{len(names)} [R, G, B] triples of integers 0-255, one per class')
-    ignore = metadata['ignore_index']
-    if ignore is not None and not (isinstance(ignore, int) and ignore >= 0):
-        raise bad('ignore_index', 'null or a non-negative integer')
-    size = metadata['input_size']
-    if (not isinstance(size, (list, tuple)) or len(size) != 2
-            or not all(isinstance(s, int) and s >= 32 for s in size)):
-        raise bad('input_size', '[height, width], integers of at least 32')
-    norm = metadata['normalization']
-    if (not isinstance(norm, dict) or any(
-            not isinstance(norm.get(k), (list, tuple)) or len(norm[k]) != 3
-            or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in norm[k])
-            for k in ('mean', 'std')) or not all(v > 0 for v in norm['std'])):
-        raise bad('normalization', "{'mean': [3 numbers], 'std': [3 positive numbers]}")
-    if not isinstance(metadata['dataset'], str):
-        raise bad('dataset', 'a string')
-    if not isinstance(metadata['metrics'], dict):
-        raise bad('metrics', 'a dict')
-    if not isinstance(metadata['backbone_init'], str):
-        raise bad('backbone_init', 'a string')
-    if not isinstance(metadata['versions'], dict):
-        raise bad('versions', 'a dict')

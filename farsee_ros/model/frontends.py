@@ -39,6 +39,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from ..common import sha256_of
+from .metadata import FRONTEND_NAMES
 
 # ImageNet statistics on RGB in [0, 1], the torchvision ResNet convention.
 IMAGENET_NORMALIZATION = {'mean': [0.485, 0.456, 0.406], 'std': [0.229, 0.224, 0.225]}
@@ -120,6 +121,7 @@ for _n in LITE_SCALING:
     FRONTENDS[f'efficientnet-lite{_n}'] = FrontendSpec(
         f'efficientnet-lite{_n}', _stages[2][5], _stages[-1][5], LITE_NORMALIZATION,
         _lite_weights(_n, LITE_SHA256[_n]))
+assert tuple(FRONTENDS) == FRONTEND_NAMES, 'model/metadata.py names the front-ends built here'
 
 
 class SameConv2d(nn.Conv2d):

@@ -14,7 +14,7 @@
 
 """FarSee-Net: a front-end (ResNet-18 or EfficientNet-Lite) and a back-end by ablation variant."""
 
-from typing import Dict, List, Optional
+from typing import List, Optional
 
 import torch
 from torch import nn
@@ -22,14 +22,7 @@ import torch.nn.functional as F
 
 from .frontends import BackboneWeights, build_frontend, FRONTENDS
 from .layers import CascadedFactorizedASPP, DeepLabV3PlusHead
-
-# Paper Table I, methods 1-4, by name (each on any front-end).
-VARIANTS: Dict[str, str] = {
-    'aspp': 'ASPP + DeepLabV3+ decoder (method 1)',
-    'faspp': 'one F-ASPP + DeepLabV3+ decoder (method 2)',
-    'cfaspp': 'CF-ASPP, bilinear instead of sub-pixel, no decoder (method 3)',
-    'farseenet': 'CF-ASPP + feature-space super-resolution (method 4, FarSee-Net)',
-}
+from .metadata import VARIANTS
 
 
 class FarSeeNet(nn.Module):

@@ -31,14 +31,14 @@ uint8 x int8 is the layout ONNX Runtime's x86 kernels run fastest with VNNI.
 import json
 import os
 import tempfile
-from typing import Any, Dict, Iterable, Mapping, Optional, Tuple
+from typing import Any, Dict, Iterable, Mapping, Optional, Tuple, TYPE_CHECKING
 
 import numpy as np
-import torch
 
-from .checkpoint import CheckpointError, validate_metadata
-from .export import ExportError, relative_error
-from .network import FarSeeNet
+from .metadata import CheckpointError, validate_metadata
+
+if TYPE_CHECKING:   # PyTorch is imported by the export functions only
+    from .network import FarSeeNet
 
 ONNX_FORMAT = 'farsee_ros.onnx'
 PRECISIONS = ('fp32', 'int8')
@@ -46,15 +46,6 @@ INPUT_NAME, OUTPUT_NAME = 'image', 'logits'
 QUANTIZED_SUFFIX = '.int8.onnx'
 # Relative L2 error of the fp32 file's logits against eager PyTorch.
 FP32_TOLERANCE = 1e-4
-
-
-class _NativeLogits(torch.nn.Module):
-    def __init__(self, model: FarSeeNet):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model.native_logits(x)
 
 
 def quantized_path(checkpoint: str) -> str:
@@ -80,20 +71,33 @@ def _write_props(path: str, props: Mapping[str, str]) -> None:
     onnx.save(proto, path)
 
 
-def _export_fp32(model: FarSeeNet, path: str, input_size: Tuple[int, int]) -> None:
+def _export_fp32(model: 'FarSeeNet', path: str, input_size: Tuple[int, int]) -> None:
     import warnings
+    import torch
+
+    class NativeLogits(torch.nn.Module):
+        def __init__(self, model: 'FarSeeNet'):
+            super().__init__()
+            self.model = model
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.model.native_logits(x)
+
     example = torch.randn(1, 3, *input_size)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter('ignore')
-        torch.onnx.export(_NativeLogits(model.eval()), (example,), path,
+        torch.onnx.export(NativeLogits(model.eval()), (example,), path,
                           input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                           opset_version=18, dynamo=True, external_data=False, verbose=False)
 
 
-def export_fp32(model: FarSeeNet, path: str, metadata: Mapping[str, Any], *,
+def export_fp32(model: 'FarSeeNet', path: str, metadata: Mapping[str, Any], *,
                 source_sha256: str) -> float:
     """Write the fp32 engine file for `model` at its metadata's input size; return its error."""
     import onnxruntime
+    import torch
+
+    from .export import ExportError, relative_error
     size = tuple(metadata['input_size'])
     _export_fp32(model, path, size)
     _write_props(path, _props(metadata, 'fp32', source_sha256))
@@ -108,7 +112,7 @@ def export_fp32(model: FarSeeNet, path: str, metadata: Mapping[str, Any], *,
     return error
 
 
-def quantize_int8(model: FarSeeNet, path: str, metadata: Mapping[str, Any],
+def quantize_int8(model: 'FarSeeNet', path: str, metadata: Mapping[str, Any],
                   calibration: Iterable[np.ndarray], *, source_sha256: str) -> int:
     """
     Write the INT8 engine file for `model`; return the number of calibration inputs used.
@@ -118,6 +122,8 @@ def quantize_int8(model: FarSeeNet, path: str, metadata: Mapping[str, Any],
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod,
                                           quantize_static, QuantFormat, QuantType)
     from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from .export import ExportError
 
     inputs = [np.ascontiguousarray(x, dtype=np.float32) for x in calibration]
     size = tuple(metadata['input_size'])

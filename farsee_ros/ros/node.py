@@ -80,9 +80,10 @@ class SegmentNode(Node):
         self._pipeline.start()
 
     def _load_segmenter(self):
-        # torch: imported here, where Ctrl-C is handled, and after the parameters are checked
+        # The engine (and PyTorch, for backend torch) imported here, where Ctrl-C is handled,
+        # and after the parameters are checked. ONNX Runtime on the CPU imports no PyTorch.
         from ..engine import Segmenter
-        from ..model.checkpoint import CheckpointError
+        from ..model.metadata import CheckpointError
 
         path = self.params['model_path'] or default_model_path()
         size = None

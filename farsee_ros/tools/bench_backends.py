@@ -60,7 +60,9 @@ def _torch_rows(model: torch.nn.Module, x: torch.Tensor, device: torch.device,
 def _onnx_rows(path: str, model: torch.nn.Module, metadata: Dict[str, Any], x: torch.Tensor,
                folder: str, device: torch.device) -> Dict[str, Any]:
     from ..engine.backends import OnnxRuntimeBackend
+    from ..engine.device import Device
     size = tuple(x.shape[2:])
+    array = x.contiguous().numpy()   # what ONNX Runtime takes
     rows: Dict[str, Any] = {}
     fp32 = os.path.join(folder, 'fp32.onnx')
     export_fp32(model, fp32, metadata, source_sha256='')
@@ -75,8 +77,8 @@ def _onnx_rows(path: str, model: torch.nn.Module, metadata: Dict[str, Any], x: t
         note = 'quantized here from random inputs: speed only, no accuracy'
     for name, file in (('onnxruntime fp32', fp32), ('onnxruntime int8', int8)):
         data, meta = read_onnx(file)
-        backend = OnnxRuntimeBackend(data, meta, device, file)
-        rows[name] = (lambda b=backend: b(x, size)), meta, backend.description
+        backend = OnnxRuntimeBackend(data, meta, Device(device.type, device.index), file)
+        rows[name] = (lambda b=backend: b(array, size)), meta, backend.description
     rows['onnxruntime int8'] += (note,)
     return rows
 
