@@ -30,7 +30,35 @@ from typing import List, Optional
 
 
 def main(args: Optional[List[str]] = None) -> int:
-    """Run the node until SIGINT / shutdown; exit 0, or 1 with one error line."""
+    """
+    Run the node until SIGINT / shutdown; exit 0, or 1 with one error line.
+
+    After a SIGINT the process leaves with os._exit once the node and rclpy are closed. A
+    Ctrl-C that lands while an extension runs Python code through PyRun_String (pybind11's
+    exec, during PyTorch's import in the model load, say) sets CPython's "unhandled
+    KeyboardInterrupt" flag even though main() handles it, and the interpreter would then end
+    itself with SIGINT at exit: exit code -2, nothing printed (test_node_shutdown reproduces
+    it).
+    """
+    code = _run(args)
+    if _SIGINT_SEEN:
+        _exit_now(code)
+    return code
+
+
+def _exit_now(code: int) -> None:
+    """Flush Python's and C's standard streams (rcutils logs through C's), then os._exit."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        import ctypes
+        ctypes.CDLL(None).fflush(None)
+    except (OSError, AttributeError):
+        pass
+    os._exit(code)
+
+
+def _run(args: Optional[List[str]]) -> int:
     # No KeyboardInterrupt inside the imports: one raised inside an extension's own Python
     # code (pybind11 exec) makes CPython kill the process with SIGINT at exit even after it
     # was caught (exit -2). A Ctrl-C meanwhile is noted, and honoured once they are done.
@@ -57,9 +85,7 @@ def main(args: Optional[List[str]] = None) -> int:
     finally:
         signal.signal(signal.SIGINT, after)
     if interrupted:   # nothing started, nothing to close: leave without the interpreter's
-        sys.stdout.flush()   # finalization, where a loaded CI run twice saw this path exit -2
-        sys.stderr.flush()
-        os._exit(0)
+        _exit_now(0)      # finalization, where a loaded CI run twice saw this path exit -2
     profile, profile_note = node_profile(os.environ)
     if profile:   # read by Fast DDS when rclpy.init creates this process's participant
         os.environ[PROFILE_VARIABLE] = profile
