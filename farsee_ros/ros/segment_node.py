@@ -82,15 +82,21 @@ def _run(args: Optional[List[str]]) -> int:
         from .declare import ConfigError
         from .node import SegmentNode
         from .parameters import NODE_NAME
-    finally:
+    except BaseException:
         signal.signal(signal.SIGINT, after)
+        raise
     if interrupted:   # nothing started, nothing to close: leave without the interpreter's
         _exit_now(0)      # finalization, where a loaded CI run twice saw this path exit -2
-    profile, profile_note = node_profile(os.environ)
-    if profile:   # read by Fast DDS when rclpy.init creates this process's participant
-        os.environ[PROFILE_VARIABLE] = profile
     node = None
     try:
+        # From here a Ctrl-C raises KeyboardInterrupt (once), handled below as a shutdown;
+        # set inside this block so that no KeyboardInterrupt can come between the two.
+        signal.signal(signal.SIGINT, after)
+        if interrupted:   # one came since the check above
+            raise KeyboardInterrupt
+        profile, profile_note = node_profile(os.environ)
+        if profile:   # read by Fast DDS when rclpy.init creates this process's participant
+            os.environ[PROFILE_VARIABLE] = profile
         rclpy.init(args=args)
         rclpy.logging.get_logger(NODE_NAME).info(profile_note)
         node = SegmentNode()
