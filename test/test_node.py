@@ -73,10 +73,10 @@ def node(tmp_path_factory, node_checkpoint, client):
     process.stop()
 
 
-def _send_and_wait(client, topic_pub, msg, timeout=60.0):
+def _send_and_wait(client, topic_pub, msg, timeout=60.0, labels_topic='/farsee/labels'):
     stamp = stamp_ns(msg.header)
     topic_pub.publish(msg)
-    assert client.wait_for(lambda: _find(client.messages('/farsee/labels'), stamp), timeout)
+    assert client.wait_for(lambda: _find(client.messages(labels_topic), stamp), timeout)
     return stamp
 
 
@@ -351,10 +351,8 @@ def test_the_default_weights_on_the_cpu_run_without_pytorch(tmp_path, repo, clie
         time.sleep(1.0)
         pixels = np.random.default_rng(7).integers(0, 256, (360, 480, 3), dtype=np.uint8)
         msg = image_message(pixels, 'bgr8', client.now_ns(), frame_id='nt_a')
-        camera.publish(msg)
-        assert client.wait_for(lambda: _find(client.messages('/farsee/nt_a/labels'),
-                                             stamp_ns(msg.header)), 60), process.log()
-        (labels,) = _find(client.messages('/farsee/nt_a/labels'), stamp_ns(msg.header))
+        stamp = _send_and_wait(client, camera, msg, labels_topic='/farsee/nt_a/labels')
+        (labels,) = _find(client.messages('/farsee/nt_a/labels'), stamp)
         ids = np.frombuffer(labels.data, np.uint8).reshape(360, 480)
         engine = Segmenter.from_checkpoint(f'{repo}/models/farseenet_camvid.pt', device='cpu')
         assert engine.host and engine.precision == 'int8'

@@ -430,7 +430,8 @@ def full_resolution_labels(logits: Union[np.ndarray, torch.Tensor], size: Sequen
     costs page faults).
     """
     height, width = int(size[0]), int(size[1])
-    if isinstance(logits, np.ndarray):
+    numpy = isinstance(logits, np.ndarray)
+    if numpy:
         logits = np.ascontiguousarray(logits, dtype=_F32)
     else:
         import torch
@@ -449,17 +450,14 @@ def full_resolution_labels(logits: Union[np.ndarray, torch.Tensor], size: Sequen
         return out
     # Small maps: the full interpolation is cheap (and torch's kernel for H + W <= 128 is
     # one this module does not emulate).
-    numpy = isinstance(logits, np.ndarray)
-    values = logits if numpy else None
-    small = classes * height * width <= _SMALL or height + width <= 128
-    if numpy:
-        arithmetic = None if small else _NUMPY_ARITHMETIC
+    if classes * height * width <= _SMALL or height + width <= 128:
+        arithmetic = None
     else:
-        arithmetic = None if small else _reference_arithmetic(logits, height, width)
-        if arithmetic is not None:
-            values = logits.contiguous().numpy()
+        arithmetic = _NUMPY_ARITHMETIC if numpy else \
+            _reference_arithmetic(logits, height, width)
     if arithmetic is None:
         return _whole_map_labels(logits, height, width, out)
+    values = logits if numpy else logits.contiguous().numpy()
     geometry = _geometry(h, w, height, width, arithmetic[0])
     rows, cols = geometry.rows, geometry.cols
     low = _low_resolution(values, geometry)
