@@ -182,12 +182,15 @@ def test_confusion_matrix_against_hand_computation():
     assert iou == pytest.approx([1 / 3, 2 / 3, 2 / 3])
     assert confusion.miou() == pytest.approx((1 / 3 + 2 / 3 + 2 / 3) / 3)
     assert confusion.pixel_accuracy() == pytest.approx(5 / 7)
+    assert confusion.images == 1 and confusion.images_with_class.tolist() == [1, 1, 1]
     # A class absent from both ground truth and predictions is left out of the mean.
     four = ConfusionMatrix(4, ignore_index=9)
     four.update(prediction, target)
     assert four.iou()[3] is None and four.miou() == pytest.approx(confusion.miou())
     summary = four.summary(['a', 'b', 'c', 'd'])
     assert summary['per_class_iou']['d'] is None
+    assert summary['class_pixels'] == {'a': 2, 'b': 2, 'c': 3, 'd': 0}
+    assert summary['class_images'] == {'a': 1, 'b': 1, 'c': 1, 'd': 0}
     with pytest.raises(ValueError, match=r'label value 7 is not a class id 0..2 or the ignore '
                                          r'id 9'):
         confusion.update(torch.zeros(2, dtype=torch.long), torch.tensor([7, 0]))
@@ -205,10 +208,33 @@ def test_confusion_matrix_accumulates_over_updates():
     for p, t in zip(prediction, target):
         parts.update(torch.from_numpy(p), torch.from_numpy(t))
     assert torch.equal(whole.matrix, parts.matrix)
+    assert whole.images == parts.images == 3
+    assert torch.equal(whole.images_with_class, parts.images_with_class)
     for c in range(5):
         tp = np.sum((prediction == c) & (target == c))
         union = np.sum((prediction == c) | (target == c))
         assert whole.iou()[c] == pytest.approx(tp / union)
+
+
+def test_confusion_matrix_counts_the_images_that_have_each_class():
+    # Three 2x3 images; class 3 only in the second, the ignore id (9) fills the third but
+    # one pixel: an image counts for a class only where its labelled pixels have the class.
+    target = torch.tensor([[[0, 0, 1], [1, 2, 2]],
+                           [[0, 3, 3], [9, 9, 1]],
+                           [[9, 9, 9], [9, 9, 2]]])
+    batch = ConfusionMatrix(5, ignore_index=9)
+    batch.update(torch.zeros_like(target), target)
+    single = ConfusionMatrix(5, ignore_index=9)
+    for t in target:
+        single.update(torch.zeros_like(t), t)
+    for confusion in (batch, single):
+        assert confusion.images == 3
+        assert confusion.images_with_class.tolist() == [2, 2, 2, 1, 0]
+        assert confusion.matrix.sum(1).tolist() == [3, 3, 3, 2, 0]
+    merged = ConfusionMatrix(5, ignore_index=9)
+    merged.merge(batch)
+    merged.merge(single)
+    assert merged.images == 6 and merged.images_with_class.tolist() == [4, 4, 4, 2, 0]
 
 
 def test_class_set_of_a_checkpoint():

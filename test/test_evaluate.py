@@ -32,6 +32,7 @@ def _independent_scores(checkpoint, root, split):
     segmenter = Segmenter.from_checkpoint(checkpoint, device='cpu')
     data = build_dataset('camvid', root, split)
     inter, union = np.zeros(11), np.zeros(11)
+    pixels, images = np.zeros(11, int), np.zeros(11, int)
     correct = total = 0
     for index in range(len(data)):
         image, label = data.load(index)
@@ -43,11 +44,13 @@ def _independent_scores(checkpoint, root, split):
             p, t = (prediction == c) & keep, (truth == c) & keep
             inter[c] += np.sum(p & t)
             union[c] += np.sum(p | t)
+            pixels[c] += np.sum(t)
+            images[c] += bool(np.any(t))
         correct += np.sum((prediction == truth) & keep)
         total += np.sum(keep)
     ious = [i / u if u else None for i, u in zip(inter, union)]
     present = [v for v in ious if v is not None]
-    return ious, sum(present) / len(present), correct / total
+    return ious, sum(present) / len(present), correct / total, pixels, images
 
 
 def test_report_matches_an_independent_computation(small_checkpoint, camvid_root, tmp_path,
@@ -64,11 +67,20 @@ def test_report_matches_an_independent_computation(small_checkpoint, camvid_root
     assert report['input_size'] == [128, 192]
     assert report['model']['variant'] == 'farseenet' and len(report['model']['sha256']) == 64
     assert report['images'] == 4
-    ious, miou, accuracy = _independent_scores(small_checkpoint, camvid_root, 'val')
+    ious, miou, accuracy, pixels, images = _independent_scores(small_checkpoint, camvid_root,
+                                                               'val')
     assert report['miou'] == pytest.approx(miou, abs=1e-12)
     assert report['pixel_accuracy'] == pytest.approx(accuracy, abs=1e-12)
     assert list(report['per_class_iou'].values()) == pytest.approx(ious, abs=1e-12)
     assert f'mIoU: {miou:.4f}' in printed.splitlines()
+    # Each class's support: ground-truth pixels and the images that have it, in the report
+    # and in the printed table.
+    assert list(report['class_pixels'].values()) == pixels.tolist()
+    assert list(report['class_images'].values()) == images.tolist()
+    assert report['class_pixels'].keys() == report['per_class_iou'].keys()
+    sky = next(line for line in printed.splitlines() if line.split()[:1] == ['Sky'])
+    assert sky.endswith(f'{pixels[0]:,} ({100 * pixels[0] / pixels.sum():5.2f}%), '
+                        f'{images[0]} of 4'), sky
     assert 0 <= report['grid_boundary_share'] <= 1 and 'blockiness: ' in printed
     assert 0 < report['grid_boundary_share_chance'] < 0.5
     matrix = np.array(report['confusion_matrix'])

@@ -205,7 +205,8 @@ def summarise(sent: Dict[int, Dict[str, Any]], labels: List[Any], latency_msgs: 
         summary = confusion.summary(classes.class_names)
         report.update(miou=summary['miou'], per_class_iou=summary['per_class_iou'],
                       pixel_accuracy=summary['pixel_accuracy'], frames_evaluated=evaluated,
-                      confusion_matrix=summary['confusion_matrix'])
+                      confusion_matrix=summary['confusion_matrix'],
+                      class_pixels=summary['class_pixels'], class_images=summary['class_images'])
     return report, rows
 
 

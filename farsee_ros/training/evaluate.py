@@ -112,6 +112,8 @@ def report_dict(confusion: ConfusionMatrix, class_names: Sequence[str], *, model
         'miou': summary['miou'],
         'per_class_iou': summary['per_class_iou'],
         'pixel_accuracy': summary['pixel_accuracy'],
+        'class_pixels': summary['class_pixels'],
+        'class_images': summary['class_images'],
         'input_size': [int(s) for s in input_size],
         'model': {'path': os.path.abspath(model_path), 'sha256': sha256_of(model_path),
                   'variant': metadata.get('variant'), 'dataset': metadata.get('dataset')},
@@ -191,8 +193,12 @@ def run(args: argparse.Namespace) -> int:
     print(f'{args.dataset}/{args.split}: {images} images, input '
           f'{segmenter.input_size[0]}x{segmenter.input_size[1]}, {segmenter.description}, '
           f'model {args.model}')
+    labelled = max(sum(report['class_pixels'].values()), 1)
+    print(f'  {"class":<{width}}  IoU     ground truth: pixels (share), images')
     for name, value in report['per_class_iou'].items():
-        print(f'  {name:<{width}}  {"n/a" if value is None else f"{value:.4f}"}')
+        pixels, seen = report['class_pixels'][name], report['class_images'][name]
+        print(f'  {name:<{width}}  {"n/a   " if value is None else f"{value:.4f}"}  '
+              f'{pixels:>12,} ({100 * pixels / labelled:5.2f}%), {seen} of {images}')
     print(f'pixel accuracy: {report["pixel_accuracy"]:.4f}')
     if predicted.share() is not None and truth.share() is not None:
         print(f'blockiness: {predicted.share():.3f} of label boundaries on the 8-pixel cell '

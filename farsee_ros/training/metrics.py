@@ -26,23 +26,36 @@ class ConfusionMatrix:
 
     Pixels whose ground truth is the ignore id are not counted; any other ground-truth value
     outside 0..N-1, or a prediction outside it, is an error.
+
+    Beside the matrix it counts, per class, the images whose ground truth has the class
+    (`images_with_class`, out of `images`): a class's IoU on a few images is a noisy number.
     """
 
     def __init__(self, num_classes: int, ignore_index: Optional[int]):
         self.num_classes = int(num_classes)
         self.ignore_index = ignore_index
         self.matrix = torch.zeros((self.num_classes, self.num_classes), dtype=torch.int64)
+        self.images_with_class = torch.zeros(self.num_classes, dtype=torch.int64)
+        self.images = 0
 
     def update(self, prediction: torch.Tensor, target: torch.Tensor) -> None:
-        """Count a prediction against its target (same shape, integer class ids)."""
+        """
+        Count a prediction against its target (same shape, integer class ids).
+
+        A target of up to two dimensions is one image; (B, H, W) is B images.
+        """
         if prediction.shape != target.shape:
             raise ValueError(f'prediction shape {tuple(prediction.shape)} differs from the '
                              f'target shape {tuple(target.shape)}')
+        count = target.shape[0] if target.dim() > 2 else 1
+        image = (torch.arange(count, device=target.device).repeat_interleave(target[0].numel())
+                 if count > 1 else None)
         target = target.reshape(-1).long()
         prediction = prediction.reshape(-1).long()
         if self.ignore_index is not None:
             keep = target != self.ignore_index
             target, prediction = target[keep], prediction[keep]
+            image = image[keep] if image is not None else None
         n = self.num_classes
         if target.numel():
             if int(target.min()) < 0 or int(target.max()) >= n:
@@ -53,18 +66,30 @@ class ConfusionMatrix:
                 raise ValueError(f'predicted class outside 0..{n - 1}')
         counts = torch.bincount(target * n + prediction, minlength=n * n)
         self.matrix += counts.reshape(n, n).to(self.matrix.device, torch.int64)
+        ids = target if image is None else image * n + target
+        present = torch.bincount(ids, minlength=count * n).reshape(count, n) > 0
+        self.images_with_class += present.sum(0).to(self.images_with_class.device, torch.int64)
+        self.images += count
 
     def merge(self, other: 'ConfusionMatrix') -> None:
         self.matrix += other.matrix
+        self.images_with_class += other.images_with_class
+        self.images += other.images
 
     def all_reduce(self) -> None:
         """Sum the matrix over the processes of a torch.distributed group."""
         import torch.distributed as dist
         if dist.is_available() and dist.is_initialized():
             backend = dist.get_backend()
-            tensor = self.matrix.cuda() if backend == 'nccl' else self.matrix.clone()
+            n = self.num_classes
+            tensor = torch.cat([self.matrix.reshape(-1), self.images_with_class,
+                                torch.tensor([self.images])])
+            tensor = tensor.cuda() if backend == 'nccl' else tensor
             dist.all_reduce(tensor)
-            self.matrix = tensor.cpu()
+            tensor = tensor.cpu()
+            self.matrix = tensor[:n * n].reshape(n, n).clone()
+            self.images_with_class = tensor[n * n:n * n + n].clone()
+            self.images = int(tensor[-1])
 
     def iou(self) -> List[Optional[float]]:
         """Per-class IoU = TP / (TP + FP + FN); None for a class absent from both."""
@@ -83,12 +108,17 @@ class ConfusionMatrix:
         return int(self.matrix.diag().sum()) / total if total else None
 
     def summary(self, class_names: Sequence[str]) -> Dict[str, object]:
-        """Return miou, per_class_iou (by name), pixel_accuracy and the matrix as lists."""
+        """
+        Return miou, per_class_iou (by name), pixel_accuracy, the matrix as lists and each
+        class's support: ground-truth pixels and the images that have it (by name).
+        """
         return {
             'miou': self.miou(),
             'per_class_iou': dict(zip(class_names, self.iou())),
             'pixel_accuracy': self.pixel_accuracy(),
             'confusion_matrix': self.matrix.tolist(),
+            'class_pixels': dict(zip(class_names, self.matrix.sum(1).tolist())),
+            'class_images': dict(zip(class_names, self.images_with_class.tolist())),
         }
 
 
