@@ -265,9 +265,14 @@ def play(frames: Sequence[Any], image_topic: str, *, model: Optional[str] = None
                 run.client.wait_for(lambda s=stamp: run.arrived(s, [run.labels_topic]), 30)
 
         run.client.wait_for(lambda: run.returned(run.labels_topic, sent) >= len(sent), drain)
-        if overlay:   # each frame's overlay is published just after its labels
-            run.client.wait_for(lambda: run.returned(run.overlay_topic, sent)
-                                >= run.returned(run.labels_topic, sent), 5)
+        # Each frame's overlay and then its ~/latency record are published after its labels.
+        after = ([run.overlay_topic] if overlay else []) + [run.latency_topic]
+
+        def caught_up() -> bool:
+            labelled = run.returned(run.labels_topic, sent)
+            return all(run.returned(topic, sent) >= labelled for topic in after)
+
+        run.client.wait_for(caught_up, 5)
     played = sent.__contains__   # the warm-up's outputs left out
     return Playback(run.prefix, sent, run.recorded(run.labels_topic, played),
                     run.recorded(run.latency_topic, played),

@@ -109,8 +109,10 @@ class ConfusionMatrix:
 
     def summary(self, class_names: Sequence[str]) -> Dict[str, object]:
         """
-        Return miou, per_class_iou (by name), pixel_accuracy, the matrix as lists and each
-        class's support: ground-truth pixels and the images that have it (by name).
+        Return the scores, the matrix and each class's support.
+
+        Keys: miou, per_class_iou (by name), pixel_accuracy, confusion_matrix (lists), and
+        class_pixels and class_images (by name): ground-truth pixels and the images with them.
         """
         return {
             'miou': self.miou(),
