@@ -73,10 +73,13 @@ def node(tmp_path_factory, node_checkpoint, client):
     process.stop()
 
 
-def _send_and_wait(client, topic_pub, msg, timeout=60.0, labels_topic='/farsee/labels'):
+def _send_and_wait(client, topic_pub, msg, timeout=60.0, labels_topic='/farsee/labels',
+                   node=None):
+    """Publish `msg`, wait for its labels; on failure the message carries `node`'s log."""
     stamp = stamp_ns(msg.header)
     topic_pub.publish(msg)
-    assert client.wait_for(lambda: _find(client.messages(labels_topic), stamp), timeout)
+    assert client.wait_for(lambda: _find(client.messages(labels_topic), stamp), timeout), \
+        node.log() if node is not None else f'no labels on {labels_topic} in {timeout} s'
     return stamp
 
 
@@ -88,7 +91,7 @@ def test_full_resolution_labels_with_the_input_header(
     shape = (height, width) if encoding == 'mono8' else (height, width, 3)
     pixels = rng.integers(0, 256, shape, dtype=np.uint8)
     msg = image_message(pixels, encoding, client.now_ns(), frame_id=f'cam_{encoding}')
-    stamp = _send_and_wait(client, client.cam, msg)
+    stamp = _send_and_wait(client, client.cam, msg, node=node)
 
     (labels,) = _find(client.messages('/farsee/labels'), stamp)
     assert (labels.encoding, labels.height, labels.width, labels.step) == \
@@ -172,7 +175,7 @@ def test_malformed_messages_are_counted_and_the_next_frame_is_processed(node, cl
         client.cam.publish(msg)
         time.sleep(0.1 if len(msg.data) > 1_000_000 else 0.003)
     valid = image_message(np.full((240, 320, 3), 90, np.uint8), 'bgr8', client.now_ns())
-    _send_and_wait(client, client.cam, valid)
+    _send_and_wait(client, client.cam, valid, node=node)
     assert node.alive()
     assert client.wait_for(lambda: int(_status(client, '/cam/image_raw')[1].get(
         'frames_invalid', 0)) - invalid_before == len(bad), 10), (invalid_before, _status(
@@ -190,7 +193,7 @@ def _counts(client):
 def test_stale_frames_are_dropped_and_latency_stays_bounded(node, client):
     # One frame through first: the node has then seen this publisher's sequence numbers.
     _send_and_wait(client, client.cam, image_message(
-        np.zeros((48, 64, 3), np.uint8), 'bgr8', client.now_ns()))
+        np.zeros((48, 64, 3), np.uint8), 'bgr8', client.now_ns()), node=node)
     time.sleep(1.0)   # a diagnostics period with that frame in it
     before = _counts(client)
     latency_count = len(client.messages('/farsee/latency'))
@@ -267,7 +270,7 @@ def test_runtime_parameters_are_validated(node, client):
     assert _set(client, 'overlay_alpha', 1.0).successful
     pixels = np.random.default_rng(9).integers(0, 256, (120, 160, 3), dtype=np.uint8)
     msg = image_message(pixels, 'bgr8', client.now_ns())
-    stamp = _send_and_wait(client, client.cam, msg)
+    stamp = _send_and_wait(client, client.cam, msg, node=node)
     assert client.wait_for(lambda: _find(client.messages('/farsee/overlay'), stamp), 10)
     (overlay,) = _find(client.messages('/farsee/overlay'), stamp)
     (labels,) = _find(client.messages('/farsee/labels'), stamp)
@@ -351,7 +354,8 @@ def test_the_default_weights_on_the_cpu_run_without_pytorch(tmp_path, repo, clie
         time.sleep(1.0)
         pixels = np.random.default_rng(7).integers(0, 256, (360, 480, 3), dtype=np.uint8)
         msg = image_message(pixels, 'bgr8', client.now_ns(), frame_id='nt_a')
-        stamp = _send_and_wait(client, camera, msg, labels_topic='/farsee/nt_a/labels')
+        stamp = _send_and_wait(client, camera, msg, labels_topic='/farsee/nt_a/labels',
+                               node=process)
         (labels,) = _find(client.messages('/farsee/nt_a/labels'), stamp)
         ids = np.frombuffer(labels.data, np.uint8).reshape(360, 480)
         engine = Segmenter.from_checkpoint(f'{repo}/models/farseenet_camvid.pt', device='cpu')
