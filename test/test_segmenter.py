@@ -32,7 +32,7 @@ from farsee_ros.engine import (resolve_device, resolve_precision, Segmenter,
                                upsampled_argmax)
 from farsee_ros.engine.device import Device, engine_device, precision_name
 from farsee_ros.engine.postprocess import class_argmax
-from farsee_ros.engine.preprocess import host_model_input, model_input
+from farsee_ros.engine.preprocess import host_model_input, model_input, pillow_resize
 
 
 @pytest.fixture(scope='module')
@@ -219,6 +219,23 @@ def test_both_preprocessings_agree(torch_segmenter, frame_size, input_size, iden
             assert np.array_equal(got, expected), (order, levels.max())
         else:
             assert levels.max() < 2.01 and (levels > 0.5).mean() < 0.1, (order, levels.max())
+
+
+@pytest.mark.parametrize('frame_size, size', [
+    ((1024, 2048), (240, 320)), ((1081, 1921), (240, 320)), ((301, 401), (288, 384)),
+    ((720, 960), (240, 960)), ((240, 1000), (240, 320)), ((50, 3000), (100, 200))])
+@pytest.mark.parametrize('channels', [3, 1])
+def test_the_resize_split_over_two_threads_gives_one_calls_bytes(frame_size, size, channels):
+    """Large frames: horizontal pass on two halves of rows at once, then vertical; same bytes."""
+    from PIL import Image
+    rng = np.random.default_rng(frame_size[0] + channels)
+    shape = frame_size if channels == 1 else (*frame_size, 3)
+    frame = rng.integers(0, 256, shape, dtype=np.uint8)
+    whole = np.asarray(Image.fromarray(frame).resize(size[::-1], Image.Resampling.BILINEAR))
+    split = pillow_resize(frame, size, split_pixels=0)
+    assert split.shape == whole.shape and split.dtype == np.uint8
+    assert np.array_equal(split, whole)
+    assert np.array_equal(pillow_resize(frame, size), whole)   # the default threshold
 
 
 def test_engine_device_without_pytorch():
