@@ -20,6 +20,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 
@@ -45,6 +46,27 @@ def test_bench_node_reports_latency_and_overhead(tmp_path, node_checkpoint):
         assert 0 <= data[key]['p50'] <= data[key]['max'] and math.isfinite(data[key]['max'])
     assert data['subscriber_latency_ms']['p50'] >= data['stage_median_ms']['inference']
     assert '| node_overhead_ms |' in result.stdout
+
+
+def test_bench_node_sends_a_picture_given_with_image(tmp_path, node_checkpoint):
+    from PIL import Image
+
+    from farsee_ros.tools.bench_node import _pixels
+    from farsee_ros.tools.demo import synthetic_street_frame
+    picture = tmp_path / 'street.png'
+    rgb = synthetic_street_frame(90, 120)
+    Image.fromarray(rgb).save(picture)
+    sent = _pixels((120, 160), str(picture))
+    expected = np.asarray(Image.fromarray(rgb).resize((160, 120), Image.Resampling.BILINEAR))
+    assert sent.shape == (120, 160, 3) and np.array_equal(sent, expected[..., ::-1])   # bgr8
+    result, data = _bench_node(tmp_path, node_checkpoint, '--size', '120', '160',
+                               '--frames', '4', '--rate', '5', '--image', str(picture))
+    assert data['frame'] == '120x160 bgr8 of street.png' and data['frames_processed'] > 0
+    assert 'of street.png' in result.stdout
+
+    (tmp_path / 'notes.txt').write_text('not a picture')
+    with pytest.raises(SystemExit, match='--image .*notes.txt: cannot read it as a picture'):
+        _pixels((120, 160), str(tmp_path / 'notes.txt'))
 
 
 def test_outputs_arrive_promptly_on_default_discovery_and_transports(tmp_path, node_checkpoint):

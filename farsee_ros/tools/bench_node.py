@@ -104,6 +104,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         'default-no-profile (Fast DDS defaults everywhere), large-data')
     parser.add_argument('--no-overlay', action='store_true',
                         help='do not subscribe to the overlay (it is then not rendered)')
+    parser.add_argument('--image', metavar='FILE',
+                        help='send this picture (resized to --size) instead of random pixels: '
+                        'the labels stage then costs what a scene costs (random pixels are its '
+                        'worst case: every cell a class boundary)')
     parser.add_argument('--report', help='write the results as JSON here')
 
 
@@ -131,25 +135,40 @@ def _untrained_checkpoint(folder: str) -> str:
 def measure(*, model: Optional[str] = None, device: str = 'auto', backend: str = 'auto',
             size: Sequence[int] = (1024, 2048), rate: float = 30.0, frames: int = 150,
             warmup: int = 20, overlay: bool = True, transport: str = 'default',
-            params: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+            params: Optional[Dict[str, Any]] = None, image: Optional[str] = None
+            ) -> Dict[str, Any]:
     """Start segment_node, send `frames` bgr8 frames of `size` at `rate` Hz, summarise."""
     # Discovery stays at the ROS default (SUBNET) because LOCALHOST makes rmw_fastrtps ignore
     # FASTDDS_BUILTIN_TRANSPORTS (docs/qos.md); node_run gives the run its own domain.
     from .node_run import play
 
-    sequence = [BagFrame(0, 'bench', 'bgr8', _pixels(size))] * frames
+    sequence = [BagFrame(0, 'bench', 'bgr8', _pixels(size, image))] * frames
     with _transport_environment(transport), tempfile.TemporaryDirectory() as folder:
         playback = play(sequence, IMAGE_TOPIC, model=model or _untrained_checkpoint(folder),
                         device=device, backend=backend, rate=rate, overlay=overlay,
                         warmup=warmup, drain=10.0, desc='bench_node', params=params)
-    results = summarise(playback, size=size, rate=rate, overlay=overlay)
+    results = summarise(playback, size=size, rate=rate, overlay=overlay, image=image)
     results.update(transport=transport, params=dict(params or {}), device_log=[playback.node])
     return results
 
 
-def _pixels(size: Sequence[int]) -> np.ndarray:
+def _pixels(size: Sequence[int], image: Optional[str] = None) -> np.ndarray:
+    """The bgr8 frame sent: random pixels, or `image` resized to `size` (H, W)."""
     height, width = size
-    return np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    if image is None:
+        return np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    from PIL import Image, UnidentifiedImageError
+    try:
+        with Image.open(image) as picture:
+            rgb = picture.convert('RGB').resize((width, height), Image.Resampling.BILINEAR)
+    except (OSError, UnidentifiedImageError) as exc:
+        raise SystemExit(f'--image {image}: cannot read it as a picture ({exc})') from None
+    return np.ascontiguousarray(np.asarray(rgb)[..., ::-1])
+
+
+def _frame_label(size: Sequence[int], image: Optional[str]) -> str:
+    """Say what was sent, e.g. '360x480 bgr8 of random pixels'."""
+    return f"{size[0]}x{size[1]} bgr8 of {os.path.basename(image) if image else 'random pixels'}"
 
 
 @contextlib.contextmanager
@@ -179,7 +198,7 @@ def run(args: argparse.Namespace) -> int:
     runs = [measure(model=args.model, device=args.device, backend=args.backend,
                     size=args.size, rate=args.rate,
                     frames=args.frames, warmup=args.warmup, overlay=not args.no_overlay,
-                    transport=transport, params=node_params(args.param))
+                    transport=transport, params=node_params(args.param), image=args.image)
             for transport in args.transport]
     for results in runs:
         _print(results)
@@ -203,7 +222,8 @@ def _write_report(path: Optional[str], results: Dict[str, Any]) -> None:
         print(f'wrote {path}')
 
 
-def summarise(playback, *, size: Sequence[int], rate: float, overlay: bool) -> Dict[str, Any]:
+def summarise(playback, *, size: Sequence[int], rate: float, overlay: bool,
+              image: Optional[str] = None) -> Dict[str, Any]:
     """Join the node's outputs to the frames sent: stage medians, overhead, latency."""
     from .harness import latency_stages
     from .node_run import first_by_stamp
@@ -225,7 +245,7 @@ def summarise(playback, *, size: Sequence[int], rate: float, overlay: bool) -> D
             after_node.append(subscriber[-1] - node_by_stamp[stamp]['end_to_end'])
     node_overhead = [p - i for p, i in zip(stages['processing'], stages['inference'])]
     return {
-        'frame': f'{size[0]}x{size[1]} bgr8', 'rate_hz': rate,
+        'frame': _frame_label(size, image), 'rate_hz': rate,
         'overlay_subscribed': overlay, 'frames_sent': len(playback.sent),
         'frames_processed': len(received), 'dropped': len(playback.sent) - len(received),
         'stage_median_ms': {k: percentiles(v, ('p50',))['p50'] for k, v in stages.items()},
@@ -262,14 +282,15 @@ def _print(results: Dict[str, Any]) -> None:
 @contextlib.contextmanager
 def _loaded_node(*, model: Optional[str], device: str, backend: str, size: Sequence[int],
                  warmup: int, overlay: bool, transport: str, params: Optional[Dict[str, Any]],
-                 cameras: int = 1) -> Iterator[Tuple[Any, 'SoakRecorder', Any]]:
+                 cameras: int = 1, image: Optional[str] = None
+                 ) -> Iterator[Tuple[Any, 'SoakRecorder', Any]]:
     """Start segment_node on `cameras` cameras, warm it up; yield (NodeRun, recorder, frame)."""
     from diagnostic_msgs.msg import DiagnosticArray
 
     from .harness import image_message
     from .node_run import NodeRun, RECORD_DEPTH
 
-    pixels = _pixels(size)
+    pixels = _pixels(size, image)
     with _transport_environment(transport), tempfile.TemporaryDirectory() as folder, \
             NodeRun(camera_topics(cameras)[0], model=model or _untrained_checkpoint(folder),
                     device=device, backend=backend, overlay=overlay, name='soak',
@@ -328,7 +349,7 @@ def soak(*, model: Optional[str] = None, device: str = 'auto', backend: str = 'a
          size: Sequence[int] = (1024, 2048), rate: float = 100.0, seconds: float = 60.0,
          warmup: int = 20, overlay: bool = True, transport: str = 'default',
          params: Optional[Dict[str, Any]] = None, cameras: int = 1,
-         together: bool = False) -> Dict[str, Any]:
+         together: bool = False, image: Optional[str] = None) -> Dict[str, Any]:
     """
     Send bgr8 frames of `size` at up to `rate` Hz (per camera) for `seconds` through segment_node.
 
@@ -339,7 +360,7 @@ def soak(*, model: Optional[str] = None, device: str = 'auto', backend: str = 'a
     """
     with _loaded_node(model=model, device=device, backend=backend, size=size, warmup=warmup,
                       overlay=overlay, transport=transport, params=params,
-                      cameras=cameras) as (node_run, recorder, msg):
+                      cameras=cameras, image=image) as (node_run, recorder, msg):
         each = f' on each of {cameras} cameras' if cameras > 1 else ''
         print(f'soak: {seconds:g} s at up to {rate:g} Hz{each} ...', file=sys.stderr, flush=True)
         with RssSampler(node_run.node.process.pid) as memory:
@@ -349,7 +370,7 @@ def soak(*, model: Optional[str] = None, device: str = 'auto', backend: str = 'a
         log_tail = node_run.node.log().strip().splitlines()[-5:]
         qos = node_run.camera.qos_profile
     return {
-        'mode': 'soak', 'frame': f'{size[0]}x{size[1]} bgr8', 'transport': transport,
+        'mode': 'soak', 'frame': _frame_label(size, image), 'transport': transport,
         'overlay_subscribed': overlay, 'camera_count': cameras, 'cameras_together': together,
         **load,
         'publisher_qos': {'reliability': qos.reliability.name.lower(),
@@ -384,7 +405,7 @@ def max_rate(*, model: Optional[str] = None, device: str = 'auto', backend: str 
              probe_seconds: float = 8.0, seconds: float = 20.0, step: float = 2.5,
              warmup: int = 20, overlay: bool = True, transport: str = 'default',
              params: Optional[Dict[str, Any]] = None, cameras: int = 1,
-             together: bool = False) -> Dict[str, Any]:
+             together: bool = False, image: Optional[str] = None) -> Dict[str, Any]:
     """
     Find the highest input rate the node sustains with < 5% of frames unprocessed.
 
@@ -396,7 +417,7 @@ def max_rate(*, model: Optional[str] = None, device: str = 'auto', backend: str 
     probes: List[Dict[str, Any]] = []
     with _loaded_node(model=model, device=device, backend=backend, size=size, warmup=warmup,
                       overlay=overlay, transport=transport, params=params,
-                      cameras=cameras) as (node_run, recorder, msg):
+                      cameras=cameras, image=image) as (node_run, recorder, msg):
         def probe(rate: float, duration: float, phase: str) -> bool:
             load = _load(node_run, recorder, msg, rate=rate, seconds=duration,
                          together=together)
@@ -432,7 +453,7 @@ def max_rate(*, model: Optional[str] = None, device: str = 'auto', backend: str 
         line = node_run.node_line
     final = probes[-1]
     return {
-        'mode': 'max-rate', 'frame': f'{size[0]}x{size[1]} bgr8', 'transport': transport,
+        'mode': 'max-rate', 'frame': _frame_label(size, image), 'transport': transport,
         'overlay_subscribed': overlay, 'params': dict(params or {}), 'camera_count': cameras,
         'cameras_together': together,
         'max_rate_hz': confirmed, 'drop_limit': MAX_RATE_DROP_LIMIT,
@@ -689,7 +710,7 @@ def _run_soak(args: argparse.Namespace) -> int:
                  rate=args.rate,
                  seconds=args.soak, warmup=args.warmup, overlay=not args.no_overlay,
                  transport=transport, params=node_params(args.param), cameras=args.cameras,
-                 together=args.cameras_together)
+                 together=args.cameras_together, image=args.image)
             for transport in args.transport]
     for results in runs:
         _print_soak(results)
@@ -771,7 +792,7 @@ def _run_max_rate(args: argparse.Namespace) -> int:
                                  probe_seconds=args.probe_seconds, seconds=args.soak or 20.0,
                                  warmup=args.warmup, overlay=not args.no_overlay,
                                  transport=transport, params=params, cameras=args.cameras,
-                                 together=args.cameras_together))
+                                 together=args.cameras_together, image=args.image))
     reference = runs[0]['max_rate_hz']
     print(f"segment_node throughput, {runs[0]['frame']}, highest input rate with < "
           f"{MAX_RATE_DROP_LIMIT:.0%} of frames unprocessed; "
