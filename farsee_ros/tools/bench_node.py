@@ -153,7 +153,7 @@ def measure(*, model: Optional[str] = None, device: str = 'auto', backend: str =
 
 
 def _pixels(size: Sequence[int], image: Optional[str] = None) -> np.ndarray:
-    """The bgr8 frame sent: random pixels, or `image` resized to `size` (H, W)."""
+    """Return the bgr8 frame to send: random pixels, or `image` resized to `size` (H, W)."""
     height, width = size
     if image is None:
         return np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
