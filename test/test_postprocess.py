@@ -97,6 +97,28 @@ def test_labels_exact_through_the_fallback():
     assert_exact(smooth((18, 24), (144, 192), 10.0, 0), (1024, 2048))    # 29 % boundary
 
 
+def test_only_noise_falls_back_to_the_full_interpolation(monkeypatch):
+    """A trained net's hard frame (most cells on boundaries, few classes in each) is not."""
+    whole = []
+    real = postprocess._whole_map_labels
+    monkeypatch.setattr(postprocess, '_whole_map_labels',
+                        lambda *args: whole.append(args[1:3]) or real(*args))
+    torch.manual_seed(0)
+    noise = torch.randn(11, 30, 40)              # ten of eleven classes may lead in a cell
+    busy = torch.full((11, 30, 40), -20.0)       # three classes in turn, the rest far below
+    busy[:3] = torch.randn(3, 30, 40) * 3
+    values = busy.numpy()
+    geometry = postprocess._geometry(30, 40, 360, 480, postprocess._NUMPY_ARITHMETIC[0])
+    boundary_share = 1 - postprocess._low_resolution(values, geometry)[2].mean()
+    assert boundary_share > postprocess.CPU_BOUNDARY_FALLBACK, boundary_share
+    for size in ((360, 480), (1024, 2048)):
+        assert_exact(busy, size)
+        assert whole == [], f'{size}: a busy trained-like map was interpolated in full'
+        assert_exact(noise, size)
+        assert whole == [size, size], whole     # torch and numpy logits
+        whole.clear()
+
+
 @pytest.mark.parametrize('size', [(1024, 2048), (360, 480), (181, 243)])
 def test_numpy_reference_is_torchs_but_for_rounding(size):
     """bilinear_labels and F.interpolate differ only where two classes are a rounding apart."""

@@ -39,9 +39,18 @@ if TYPE_CHECKING:   # the torch functions import it when called: the numpy path 
 # Above this share of class-boundary cells, upsampled_argmax's torch path interpolates
 # everything instead.
 BOUNDARY_FALLBACK = 0.15
-# The same for full_resolution_labels: its boundary cells cost about a tenth as much, so
-# it stays ahead of interpolating 11x1024x2048 logits up to about half the cells.
+# full_resolution_labels takes the boundary path whenever at most this share of the cells
+# are boundary cells. Above it, it estimates both costs in units of one interpolated value
+# (classes x H x W for the whole map): a boundary cell costs _CELL_COST plus
+# _CANDIDATE_COST per pixel and class that may lead there. Measured on a 2-core Zen 5 (stop
+# 28): about 5 ns an interpolated value, 2 us a boundary cell, 6 ns a pixel and candidate in
+# pixel-by-pixel cells. A trained net's hard frames (random pixels: two thirds of its 30x40
+# cells on boundaries, three candidates each) stay on the boundary path (2.4 ms at 480x360,
+# 7 ms at 2048x1024, against 6-11 and 120 ms interpolated); noise logits (ten of eleven
+# classes in every cell) are interpolated.
 CPU_BOUNDARY_FALLBACK = 0.5
+_CELL_COST = 400.0
+_CANDIDATE_COST = 1.5
 
 # Labels are decided in float32 without torch's exact arithmetic only where the two best
 # classes are further apart than this share of the largest |logit| at the cell's corners:
@@ -417,9 +426,11 @@ def full_resolution_labels(logits: Union[np.ndarray, torch.Tensor], size: Sequen
 
     The whole map is interpolated instead (F.interpolate, exact by definition) where torch's
     kernel is not one emulated here (channels-last logits with over 3 classes, 3 classes
-    with one thread, outputs with H + W <= 128), for small maps, with more than
-    CPU_BOUNDARY_FALLBACK of the cells on class boundaries (an untrained net's noise), with
-    non-finite or huge (over 1e20) logits, or past 255 output rows per source row.
+    with one thread, outputs with H + W <= 128), for small maps, where more than
+    CPU_BOUNDARY_FALLBACK of the cells are on class boundaries and labelling them is
+    estimated to cost more (an untrained net's noise: nearly every class may lead in every
+    cell), with non-finite or huge (over 1e20) logits, or past 255 output rows per source
+    row.
 
     `logits`: a tensor, float32 on the CPU (other dtypes and devices are converted first:
     exact against the float32 reference), or a numpy array: then the reference is
@@ -464,22 +475,27 @@ def full_resolution_labels(logits: Union[np.ndarray, torch.Tensor], size: Sequen
     if low is None:
         return _whole_map_labels(logits, height, width, out)
     low, tolerance, safe = low
+    cell_rows, cell_cols = np.nonzero(~safe & (rows.count[:, None] > 0) &
+                                      (cols.count[None, :] > 0))
+    tolerance = tolerance[cell_rows, cell_cols]
+    cells = _cell_corners(values, low, cell_rows, cell_cols, tolerance)
+    if cell_rows.size > CPU_BOUNDARY_FALLBACK * safe.size and \
+            not _boundary_pays(cells[2], rows.count[cell_rows] * cols.count[cell_cols],
+                               classes * height * width):
+        return _whole_map_labels(logits, height, width, out)
 
     # Per source row and output column: the label of the column's upper run, of its lower
     # run, and the upper run's length in rows. Outside the boundary cells: the cell's class.
     first = _buffer('first', (h, width), np.uint8)
     first[...] = np.repeat(low, cols.count, axis=1)
-    cell_rows, cell_cols = np.nonzero(~safe & (rows.count[:, None] > 0) &
-                                      (cols.count[None, :] > 0))
     if cell_rows.size == 0:
         return np.take(first, rows.i0, axis=0, out=out)
     second = _buffer('second', (h, width), np.uint8)
     second[...] = first
     split = _buffer('split', (h, width), np.uint8)
     split.fill(0)
-    positions, labels, doubtful = _label_boundary(values, low, geometry, cell_rows, cell_cols,
-                                                  tolerance[cell_rows, cell_cols], first,
-                                                  second, split)
+    positions, labels, doubtful = _label_boundary(values, geometry, cell_rows, cell_cols,
+                                                  tolerance, cells, first, second, split)
     # out = first where the row's rank in its source row is below split, else second.
     np.take(second, rows.i0, axis=0, out=out)
     upper = np.take(first, rows.i0, axis=0, out=_buffer('upper', out.shape, np.uint8))
@@ -535,30 +551,44 @@ def _low_resolution(values: np.ndarray, geometry: _Geometry):
     low = low.reshape(h, w)
     safe = (_cell_reduce(low, np.maximum) == _cell_reduce(low, np.minimum)) & \
         (_cell_reduce((best - lower).reshape(h, w), np.minimum) > tolerance)
-    if safe.size - np.count_nonzero(safe) > CPU_BOUNDARY_FALLBACK * safe.size:
-        return None
     return low, tolerance, safe
 
 
-def _label_boundary(values: np.ndarray, low: np.ndarray, geometry: _Geometry,
-                    cell_rows: np.ndarray, cell_cols: np.ndarray, tolerance: np.ndarray,
-                    first: np.ndarray, second: np.ndarray, split: np.ndarray):
+def _cell_corners(values: np.ndarray, low: np.ndarray, cell_rows: np.ndarray,
+                  cell_cols: np.ndarray, tolerance: np.ndarray):
     """
-    Write `first`, `second` and `split` for the columns of the given (boundary) cells.
+    Return the given cells' corner values (4 x K x n), corner argmaxes (4 x n) and candidates.
 
-    Returns the labels of the columns that hold more than two runs, as flat output indices
-    and labels, and the flat output indices of the pixels left in doubt (for the exact
-    arithmetic).
+    A candidate (K x n, bool) is a class that can win somewhere in its cell: the bilinear
+    value lies between the class's smallest and largest corner value (up to rounding).
     """
     classes, h, w = values.shape
     below, right = np.minimum(cell_rows + 1, h - 1), np.minimum(cell_cols + 1, w - 1)
     where = np.stack([cell_rows * w + cell_cols, cell_rows * w + right,
                       below * w + cell_cols, below * w + right])
     corners = np.take(values.reshape(classes, h * w), where, axis=1).transpose(1, 0, 2)
-    winners = np.take(low.reshape(-1), where)                          # 4 x n; corners 4 x K x n
-    # Classes that can win somewhere in a cell: the bilinear value lies between a class's
-    # smallest and largest corner value (up to rounding).
+    winners = np.take(low.reshape(-1), where)
     candidate = corners.max(axis=0) >= corners.min(axis=0).max(axis=0) - tolerance
+    return corners, winners, candidate
+
+
+def _boundary_pays(candidate: np.ndarray, pixels: np.ndarray, whole: int) -> bool:
+    """Return whether labelling these boundary cells should beat interpolating `whole` values."""
+    work = pixels.astype(_F64) @ candidate.sum(axis=0).astype(_F64)
+    return candidate.shape[1] * _CELL_COST + _CANDIDATE_COST * work < whole
+
+
+def _label_boundary(values: np.ndarray, geometry: _Geometry, cell_rows: np.ndarray,
+                    cell_cols: np.ndarray, tolerance: np.ndarray, cells_corners, first: np.ndarray,
+                    second: np.ndarray, split: np.ndarray):
+    """
+    Write `first`, `second` and `split` for the columns of the given (boundary) cells.
+
+    `cells_corners` is what _cell_corners returns for them. Returns the labels of the columns
+    that hold more than two runs, as flat output indices and labels, and the flat output
+    indices of the pixels left in doubt (for the exact arithmetic).
+    """
+    corners, winners, candidate = cells_corners
     # Most cells have two classes that matter: the corners' winners a <= b (or, with one
     # winner, the candidate coming closest to it), when every other candidate stays below
     # max(a, b) throughout the cell.
