@@ -555,7 +555,8 @@ def _low_resolution(values: np.ndarray, geometry: _Geometry):
 
 
 def _cell_corners(values: np.ndarray, low: np.ndarray, cell_rows: np.ndarray,
-                  cell_cols: np.ndarray, tolerance: np.ndarray):
+                  cell_cols: np.ndarray,
+                  tolerance: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """
     Return the given cells' corner values (4 x K x n), corner argmaxes (4 x n) and candidates.
 
@@ -579,16 +580,17 @@ def _boundary_pays(candidate: np.ndarray, pixels: np.ndarray, whole: int) -> boo
 
 
 def _label_boundary(values: np.ndarray, geometry: _Geometry, cell_rows: np.ndarray,
-                    cell_cols: np.ndarray, tolerance: np.ndarray, cells_corners, first: np.ndarray,
+                    cell_cols: np.ndarray, tolerance: np.ndarray,
+                    cells: Tuple[np.ndarray, np.ndarray, np.ndarray], first: np.ndarray,
                     second: np.ndarray, split: np.ndarray):
     """
     Write `first`, `second` and `split` for the columns of the given (boundary) cells.
 
-    `cells_corners` is what _cell_corners returns for them. Returns the labels of the columns
+    `cells` is what _cell_corners returns for them. Returns the labels of the columns
     that hold more than two runs, as flat output indices and labels, and the flat output
     indices of the pixels left in doubt (for the exact arithmetic).
     """
-    corners, winners, candidate = cells_corners
+    corners, winners, candidate = cells
     # Most cells have two classes that matter: the corners' winners a <= b (or, with one
     # winner, the candidate coming closest to it), when every other candidate stays below
     # max(a, b) throughout the cell.
